@@ -1,0 +1,66 @@
+# ght-socle — two commands set everything up on a fresh Debian 12 machine (root, python3, make):
+#   make demo   the main job on the local lab: plan + policy check of the lab stack, lab VMs up,
+#               hardening, conformance, HTML report
+#   make test   the whole suite: lint, unit and policy tests, then the lab integration tests
+# Fast developer loop: make check-fast (lint + unit + policy tests, no VM).
+
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PATH := $(abspath $(BIN)):$(PATH)
+export PYTHONDONTWRITEBYTECODE := 1
+
+# Debian packages the lab and the roles' tooling need (installed only when missing).
+APT_PACKAGES := qemu-system-x86 qemu-utils debootstrap openssh-client iproute2 e2fsprogs \
+                cpio zstd lynis
+
+.PHONY: all deps venv apt lint test test-fast check-fast test-lab demo clean distclean
+
+all: test
+
+deps: apt venv
+
+venv: $(STAMP)
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PY) -m pip install --quiet --upgrade pip
+	@echo "==> installing Python packages into $(VENV) (first time: about a minute)"
+	@$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "==> installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "error: need root to install:$$missing (sudo make deps)"; exit 2; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+lint: venv
+	$(BIN)/ruff check src tests bench stacks policies
+	$(BIN)/mypy src/ght_socle
+	$(BIN)/yamllint -s policies stacks inventories playbooks roles .github
+	@if ls roles/*/tasks >/dev/null 2>&1; then cd roles/.. && $(BIN)/ansible-lint --profile production -q playbooks roles; fi
+
+test-fast: venv
+	$(BIN)/pytest -q tests/unit tests/policy
+
+check-fast: lint test-fast
+
+test-lab: deps
+	$(BIN)/pytest -q -x tests/lab
+
+test: deps lint
+	$(BIN)/pytest -q tests/unit tests/policy tests/lab
+
+demo: deps
+	$(BIN)/socle demo
+
+clean:
+	-$(BIN)/socle lab down >/dev/null 2>&1 || true
+	rm -rf .socle .pytest_cache .mypy_cache .ruff_cache
+
+distclean: clean
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""Subcommands of ``socle``; each module exposes ``register(subparsers)``."""

@@ -1,0 +1,16 @@
+"""`socle check` (not implemented yet: owned by its own issue)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ght_socle.errors import SocleError
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = sub.add_parser("check", help="(not implemented yet)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    raise SocleError("socle check is not implemented yet")

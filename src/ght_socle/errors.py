@@ -1,0 +1,33 @@
+"""Errors that end a command with one clear line and exit status 2.
+
+Every user-facing failure caused by bad input (a file, a key, a value) or by a check that could
+not run is raised as :class:`SocleError`; the CLI prints ``str(error)`` and exits 2. Nothing else
+is caught there, so a real bug still shows its traceback to the developer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class SocleError(Exception):
+    """A user-facing error: ``<file>: <where>: <message>`` on one line."""
+
+    def __init__(self, message: str, *, file: str | Path | None = None, where: str | None = None) -> None:
+        self.file = str(file) if file is not None else None
+        self.where = where
+        self.message = message
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        parts = [p for p in (self.file, self.where) if p]
+        parts.append(self.message)
+        return ": ".join(" ".join(str(p).split()) for p in parts)
+
+
+class ConfigError(SocleError):
+    """Bad input: a file that does not parse or a key with a wrong value."""
+
+
+class ToolMissingError(SocleError):
+    """An external tool (qemu, debootstrap, ssh) is missing; the message says how to install it."""
