@@ -15,7 +15,7 @@ from ght_socle.roles_index import existing_roles
 EXIT_OK, EXIT_FINDINGS = 0, 1
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("pssi", help="read, validate and measure the coverage of the PSSI catalog",
                             description="The PSSI catalog: list rules, show one, validate, coverage.")
     parser.add_argument("--catalog", type=Path, help="catalog directory (default: policies/catalog)")
@@ -136,7 +136,8 @@ def cmd_coverage(args: argparse.Namespace) -> int:
         counts = {p: sum(1 for r in rows if getattr(r.rule.checks, p)) for p in ("iac", "enforce", "host")}
         manual = sum(1 for r in rows if r.rule.checks.manual)
         print(f"\n{len(rows)} rules: {counts['iac']} checked on declared infrastructure, "
-              f"{counts['enforce']} enforced by roles, {counts['host']} verified on hosts, {manual} with a manual part.")
+              f"{counts['enforce']} enforced by roles, {counts['host']} verified on hosts, "
+              f"{manual} with a manual part.")
         for row in gaps:
             for gap in row.gaps:
                 print(f"gap: {row.rule.id}: {gap}")
