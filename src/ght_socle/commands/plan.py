@@ -7,7 +7,7 @@ import argparse
 from ght_socle.errors import SocleError
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("plan", help="(not implemented yet)")
     parser.set_defaults(handler=run)
 
