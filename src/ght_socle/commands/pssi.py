@@ -10,7 +10,6 @@ from pathlib import Path
 from ght_socle.catalog import DOMAINS, Catalog, load_catalog
 from ght_socle.coverage import coverage
 from ght_socle.output import add_format_option, print_json, table
-from ght_socle.roles_index import existing_roles
 
 EXIT_OK, EXIT_FINDINGS = 0, 1
 
@@ -46,13 +45,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _catalog(args: argparse.Namespace) -> Catalog:
-    return load_catalog(args.catalog, args.settings, known_roles=_known_roles(args.catalog))
-
-
-def _known_roles(catalog_dir: Path | None) -> set[str] | None:
-    """Roles a check point may name: those in roles/ when it exists, else the catalog's own list."""
-    found = existing_roles()
-    return found or None
+    # Roles a check point may name are the catalog's declared list (_meta.yaml); whether each role
+    # really carries the rule's tag is what `coverage --strict` verifies.
+    return load_catalog(args.catalog, args.settings)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -108,10 +103,10 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     path: Path | None = args.path
     if path is not None and path.is_dir():
-        catalog = load_catalog(path, args.settings, known_roles=_known_roles(path))
+        catalog = load_catalog(path, args.settings)
         what = f"catalog {path}"
     elif path is not None:
-        catalog = load_catalog(args.catalog, path, known_roles=_known_roles(args.catalog))
+        catalog = load_catalog(args.catalog, path)
         what = f"settings {path} against the catalog"
     else:
         catalog = _catalog(args)
