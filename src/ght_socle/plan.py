@@ -27,6 +27,7 @@ import threading
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,15 @@ from ght_socle.plan_model import SECRET_MASK, Plan, PlannedResource
 
 STACK_TYPE = "pulumi:pulumi:Stack"
 DEFAULT_STACK = "dev"
+
+# The stack configuration file of the plan being run, so a program's own validation can name the
+# file the operator passed with --config (under the real CLI it is unset: Pulumi.<stack>.yaml).
+_CURRENT_CONFIG_FILE: ContextVar[Path | None] = ContextVar("ght_socle_plan_config_file", default=None)
+
+
+def current_config_file() -> Path | None:
+    """The stack configuration file ``run_plan`` is planning with, None outside an offline plan."""
+    return _CURRENT_CONFIG_FILE.get()
 
 # Settings attributes Pulumi keeps per process (context properties of pulumi.runtime.settings.SETTINGS).
 _SETTINGS_ATTRIBUTES = (
@@ -342,6 +352,7 @@ def run_plan(stack: str | None = None, program_dir: Path | None = None, config_f
         # run_in_stack creates its own root Stack, as the real Python language host does.
         pulumi_settings.ROOT.set(None)
         pulumi_config.set_all_config(dict(config.values), sorted(config.secret_keys))
+        token = _CURRENT_CONFIG_FILE.set(config.source)
         try:
             _sync_await(run_in_stack(program))
             root = captured.get("stack")
@@ -354,6 +365,8 @@ def run_plan(stack: str | None = None, program_dir: Path | None = None, config_f
             where = _program_location(exc, project.program_dir)
             raise ConfigError(f"program failed: {type(exc).__name__}: {message}", file=project.main_file,
                               where=where) from None
+        finally:
+            _CURRENT_CONFIG_FILE.reset(token)
 
     plain_outputs, _ = _unwrap_secrets(outputs or {})
     resources = sorted(monitor.records, key=lambda r: r.urn)
