@@ -24,7 +24,7 @@ import pulumi_openstack as openstack
 from ght_socle.components.base import GhtComponent
 from ght_socle.components.compute import HdsVm
 from ght_socle.config.model import BackupPolicy, BackupTiers
-from ght_socle.config.outputs import offline_declaration, retention
+from ght_socle.config.outputs import backup_tiers, retention
 
 
 @dataclass
@@ -53,11 +53,7 @@ class BackupTier(GhtComponent):
             "environment": args.environment,
             "servers": [s.hostname for s in args.servers],
             "policies": retention(args.policies),
-            "repository": {"volume_size": tiers.repository.volume_size,
-                           "volume_type": tiers.repository.volume_type},
-            "object_storage": {"region": tiers.object_storage.region,
-                               "offsite_region": tiers.object_storage.offsite_region},
-            "offline": offline_declaration(tiers),
+            **backup_tiers(tiers),
         }
         super().__init__(self.TYPE, name, props, opts)
         self.repositories: dict[str, openstack.blockstorage.Volume] = {}

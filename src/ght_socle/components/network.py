@@ -68,10 +68,10 @@ class ZonedNetwork(GhtComponent):
         self.zone_cidrs = {zone: ipaddress.IPv4Network(cidr) for zone, cidr in args.zones.items()}
         for zone in args.zones:
             self._zone(zone)
-        self._routers()
         self.zone_groups: dict[str, openstack.networking.SecGroup] = {}
         self.role_groups: dict[str, openstack.networking.SecGroup] = {}
         self._security_groups()
+        self._routers()
         self.vpn_connections: dict[str, openstack.vpnaas.SiteConnection] = {}
         if args.sites:
             self._vpn()
@@ -117,13 +117,15 @@ class ZonedNetwork(GhtComponent):
             for zone in internal_zones
         ]
         # The internal router's leg in transit: the only link between the internal zones and the
-        # edge. Router ports ignore security groups; filtering happens on the instances' ports.
+        # edge. Neutron does not filter router ports; the transit group is set so that no port of
+        # the stack ever falls back to the project's "default" group.
         transit = self.zone_cidrs[TRANSIT_ZONE]
         edge_leg, internal_leg = str(transit.network_address + 1), str(transit.network_address + 2)
         leg = openstack.networking.Port(
             "port-internal-router-transit", name=f"{env}-internal-router-transit",
             network_id=self.networks[TRANSIT_ZONE].id, admin_state_up=True,
-            description="internal router leg in transit (router ports ignore security groups)",
+            description="internal router leg in transit",
+            security_group_ids=[self.zone_groups[TRANSIT_ZONE].id],
             fixed_ips=[openstack.networking.PortFixedIpArgs(subnet_id=self.subnets[TRANSIT_ZONE].id,
                                                             ip_address=internal_leg)],
             tags=[f"zone={TRANSIT_ZONE}", "purpose=router-leg"], opts=self.child())

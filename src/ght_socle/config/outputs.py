@@ -20,6 +20,17 @@ def retention(policies: Mapping[str, BackupPolicy]) -> dict[str, dict[str, Any]]
                    "offsite": p.offsite} for name, p in policies.items()}
 
 
+def backup_tiers(tiers: BackupTiers) -> dict[str, Any]:
+    """The three backup tiers as data (``ght_backup_tiers`` for the backup role; read by the policies)."""
+    return {
+        "repository": {"volume_size": tiers.repository.volume_size, "volume_type": tiers.repository.volume_type},
+        "object_storage": {"region": tiers.object_storage.region,
+                           "offsite_region": tiers.object_storage.offsite_region,
+                           "container_prefix": tiers.object_storage.container_prefix},
+        "offline": offline_declaration(tiers),
+    }
+
+
 def offline_declaration(tiers: BackupTiers) -> dict[str, Any]:
     """The offline/immutable copy, declared as data: OpenStack has no resource for it (PSSI BCK-003)."""
     offline = tiers.offline
@@ -66,13 +77,9 @@ def stack_outputs(config: StackConfig) -> dict[str, Any]:
             "log_collectors": config.log_collectors,
             "backup_servers": config.backup_servers,
             "backup_policies": retention(settings.backup_policies),
+            "backup_tiers": backup_tiers(settings.backup),
             "apt_proxy": settings.apt_proxy,
             "apt_mirror": settings.apt_mirror,
         },
         "zones": {zone: str(network) for zone, network in config.zone_networks.items()},
-        "backup": {
-            "object_storage": {"region": settings.backup.object_storage.region,
-                               "offsite_region": settings.backup.object_storage.offsite_region},
-            "offline": offline_declaration(settings.backup),
-        },
     }
