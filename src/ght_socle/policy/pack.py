@@ -1,0 +1,147 @@
+"""The CrossGuard side: the same policies as ``socle check``, wrapped for ``pulumi preview --policy-pack``.
+
+:func:`build_policies` returns pulumi-policy ``ResourceValidationPolicy`` / ``StackValidationPolicy``
+objects; ``policies/__main__.py`` hands them to ``PolicyPack``. Building a ``PolicyPack`` starts a
+gRPC server that never returns, so it happens only in that entry point under
+``if __name__ == "__main__"``; everything here can be imported and tested without the CLI.
+
+Differences with the offline path, by nature of CrossGuard: secrets reach policies unwrapped, so a
+secret is recognised by its value being one of the stack's secret configuration values; references
+between resources are followed through the engine's property dependencies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from pulumi.runtime import config as pulumi_config
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyComplianceFramework,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    Severity,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+
+from ght_socle.catalog import Catalog, default_catalog
+from ght_socle.policy.helpers import STACK
+from ght_socle.policy.model import Policy, PolicyContext, Resource, Stack, Violation
+from ght_socle.policy.registry import all_policies
+
+PACK_NAME = "ght-socle-pssi"
+ENFORCEMENT = {"mandatory": EnforcementLevel.MANDATORY, "advisory": EnforcementLevel.ADVISORY,
+               "disabled": EnforcementLevel.DISABLED}
+SEVERITY = {"critical": Severity.CRITICAL, "high": Severity.HIGH, "medium": Severity.MEDIUM, "low": Severity.LOW}
+
+
+def _secret_config() -> tuple[dict[str, Any], set[str]]:
+    """The stack configuration the engine handed to the pack (``PULUMI_CONFIG``) and its secret keys."""
+    values: dict[str, Any] = dict(pulumi_config.get_config_env())
+    values.update(pulumi_config.CONFIG.get() or {})
+    secret_keys = set(pulumi_config.get_config_secret_keys_env()) | set(pulumi_config._SECRET_KEYS.get() or [])
+    return values, secret_keys
+
+
+def secret_config_check() -> Callable[[Any], bool]:
+    values, secret_keys = _secret_config()
+    secrets = {str(values[k]) for k in secret_keys if k in values and values[k] not in (None, "")}
+    return lambda value: isinstance(value, str) and value in secrets
+
+
+def stack_config() -> dict[str, Any]:
+    values, secret_keys = _secret_config()
+    return {k: ("[secret]" if k in secret_keys else v) for k, v in values.items()}
+
+
+def _message(violation: Violation) -> str:
+    return f"{violation.message}. Fix: {violation.fix}" if violation.fix else violation.message
+
+
+def _context(catalog: Catalog, policy: Policy) -> PolicyContext:
+    return PolicyContext(catalog=catalog, rule_id=policy.rule_id, now=datetime.now(UTC),
+                         is_secret_config_value=secret_config_check())
+
+
+def resource_from_args(args: ResourceValidationArgs) -> Resource:
+    parent = getattr(args.opts, "parent", None) if args.opts is not None else None
+    return Resource(type=args.resource_type, name=args.name, urn=args.urn, props=args.props, secret_keys=None,
+                    parent=parent or None)
+
+
+def stack_from_args(args: StackValidationArgs) -> Stack:
+    resources: list[Resource] = []
+    dependencies: dict[tuple[str, str], list[Resource]] = {}
+    outputs: Mapping[str, Any] = {}
+    converted: dict[str, Resource] = {}
+    for item in args.resources:
+        parent = item.parent.urn if item.parent is not None else None
+        resource = Resource(type=item.resource_type, name=item.name, urn=item.urn, props=item.props,
+                            secret_keys=None, parent=parent)
+        converted[item.urn] = resource
+        resources.append(resource)
+        if item.resource_type == STACK:
+            outputs = item.props
+    for item in args.resources:
+        for prop, deps in (item.property_dependencies or {}).items():
+            dependencies[(item.urn, prop)] = [converted[d.urn] for d in deps if d.urn in converted]
+
+    def resolve(source: Resource, prop: str, value: Any, types: Sequence[str]) -> Resource | None:
+        candidates = [r for r in dependencies.get((source.urn, prop), []) if not types or r.type in types]
+        by_id = [r for r in candidates if value is not None and r.props.get("id") == value]
+        if len(by_id) == 1:
+            return by_id[0]
+        return candidates[0] if len(candidates) == 1 else None
+
+    return Stack(resources=resources, outputs=outputs, config=stack_config(), resolver=resolve)
+
+
+def _resource_validate(catalog: Catalog, policy: Policy) -> Callable[[ResourceValidationArgs, ReportViolation], None]:
+    types = set(policy.resource_types)
+
+    def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+        if types and args.resource_type not in types:
+            return
+        if not types and args.resource_type.startswith(("ght:", "pulumi:")):
+            return
+        for violation in policy.run(resource_from_args(args), _context(catalog, policy)):
+            report_violation(_message(violation), None)
+    return validate
+
+
+def _stack_validate(catalog: Catalog, policy: Policy) -> Callable[[StackValidationArgs, ReportViolation], None]:
+    def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+        for violation in policy.run(stack_from_args(args), _context(catalog, policy)):
+            report_violation(_message(violation), violation.resource.urn if violation.resource else None)
+    return validate
+
+
+def build_policies(catalog: Catalog | None = None) -> list[ResourceValidationPolicy | StackValidationPolicy]:
+    """Every registered policy whose rule is in the catalog, with the catalog's + GHT's enforcement level."""
+    catalog = catalog or default_catalog()
+    built: list[ResourceValidationPolicy | StackValidationPolicy] = []
+    for policy in all_policies():
+        effective = catalog.effective.get(policy.rule_id)
+        if effective is None:
+            continue
+        rule = effective.rule
+        common: dict[str, Any] = {
+            "enforcement_level": ENFORCEMENT[effective.enforcement],
+            "display_name": f"{rule.id} {policy.name}",
+            "severity": SEVERITY[rule.severity],
+            "framework": PolicyComplianceFramework(name="PSSI GHT", version=catalog.meta.version, reference=rule.id,
+                                                   specification=rule.statement_en),
+            "tags": ["pssi", rule.id, rule.domain],
+            "remediation_steps": rule.remediation or policy.fix,
+        }
+        if policy.kind == "resource":
+            built.append(ResourceValidationPolicy(policy.name, policy.description,
+                                                  validate=_resource_validate(catalog, policy), **common))
+        else:
+            built.append(StackValidationPolicy(policy.name, policy.description,
+                                               validate=_stack_validate(catalog, policy), **common))
+    return built
