@@ -74,7 +74,8 @@ bad("net-no-world-ingress", "no source at all", plan(secgroup("g", "hds-app"), r
 bad("net-no-world-ingress", "https from the world outside dmz-in",
     plan(secgroup("g", "hds-app"), rule("r", "g", prefix="0.0.0.0/0")))
 good("net-no-world-ingress", "https into dmz-in", plan(secgroup("g", "dmz-in"), rule("r", "g", prefix="0.0.0.0/0")))
-good("net-no-world-ingress", "https from a zone", plan(secgroup("g", "hds-app"), rule("r", "g", prefix="10.40.10.0/24")))
+good("net-no-world-ingress", "https from a zone",
+     plan(secgroup("g", "hds-app"), rule("r", "g", prefix="10.40.10.0/24")))
 
 bad("net-no-all-ports-rule", "no protocol", plan(rule("r", "g", protocol=None, ports=None, prefix="10.0.0.0/8")))
 bad("net-no-all-ports-rule", "tcp without ports", plan(rule("r", "g", ports=None, prefix="10.0.0.0/8")))
@@ -100,7 +101,8 @@ good("net-admin-ports-from-admin-only", "ssh from the bastion group",
 good("net-admin-ports-from-admin-only", "ssh from declared admin networks",
      plan(secgroup("g", "hds-app"), rule("r", "g", ports=(22, 22), prefix="192.168.7.0/24"),
           outputs={"ght": {"admin_cidrs": ["192.168.7.0/24"]}}))
-good("net-admin-ports-from-admin-only", "https only", plan(secgroup("g", "hds-app"), rule("r", "g", prefix="0.0.0.0/0")))
+good("net-admin-ports-from-admin-only", "https only",
+     plan(secgroup("g", "hds-app"), rule("r", "g", prefix="0.0.0.0/0")))
 
 bad("net-floating-ip-dmz-only", "database port",
     plan(network("data-net", "hds-data"), port("db-port", "data-net"),
@@ -185,8 +187,9 @@ bad("cmp-no-secret-in-user-data", "token in a script",
 bad("cmp-no-secret-in-user-data", "base64 password",
     plan(instance("vm", userData=base64.b64encode(b"#!/bin/sh\nDB_PASSWORD=Sup3rSecret! ./install\n").decode())))
 good("cmp-no-secret-in-user-data", "keys and packages",
-     plan(instance("vm", userData="#cloud-config\nssh_pwauth: false\nusers:\n  - name: ghtadmin\n    lock_passwd: true\n"
-                                  "    ssh_authorized_keys: [ssh-ed25519 AAAAC3 admin]\npackages: [nginx]\n")))
+     plan(instance("vm", userData="#cloud-config\nssh_pwauth: false\nusers:\n  - name: ghtadmin\n"
+                                  "    lock_passwd: true\n    ssh_authorized_keys: [ssh-ed25519 AAAAC3 admin]\n"
+                                  "packages: [nginx]\n")))
 good("cmp-no-secret-in-user-data", "vault reference",
      plan(instance("vm", userData="#!/bin/sh\nDB_PASSWORD=${vault_db_password}\n")))
 
@@ -297,7 +300,8 @@ bad("bck-backup-zone-isolated", "https into the backup zone",
 bad("bck-backup-zone-isolated", "backup server outside its zone", plan(instance("backup-01", role="backup_server")))
 good("bck-backup-zone-isolated", "repository and ssh",
      plan(secgroup("g", "backup"), rule("r1", "g", ports=(8000, 8000), prefix="10.40.2.0/24"),
-          rule("r2", "g", ports=(22, 22), remote="bastion"), instance("backup-01", role="backup_server", zone="backup")))
+          rule("r2", "g", ports=(22, 22), remote="bastion"),
+          instance("backup-01", role="backup_server", zone="backup")))
 
 # --- IAM ----------------------------------------------------------------------------------------------
 bad("iam-user-mfa-enabled", "no MFA", plan(res(t.USER, "alice", name="alice")))
