@@ -118,8 +118,15 @@ def remote_prefix(rule: Resource) -> str | None:
     return str(value) if value else None
 
 
+def has_remote_group(rule: Resource) -> bool:
+    return rule.present("remoteGroupId") or rule.present("remoteAddressGroupId")
+
+
 def remote_group_id(rule: Resource) -> Any:
-    return rule.get("remoteGroupId") or rule.get("remoteAddressGroupId")
+    """The remote group's ID for messages (``(new)`` when only known after deployment)."""
+    if not has_remote_group(rule):
+        return None
+    return rule.known("remoteGroupId") or rule.known("remoteAddressGroupId") or "(new)"
 
 
 def is_world_prefix(prefix: str | None) -> bool:
@@ -136,7 +143,7 @@ def source_is_anywhere(rule: Resource) -> bool:
     prefix = remote_prefix(rule)
     if prefix is not None:
         return is_world_prefix(prefix)
-    return not remote_group_id(rule)
+    return not has_remote_group(rule)
 
 
 def prefix_within(prefix: str, cidrs: Iterable[str]) -> bool:
@@ -180,11 +187,11 @@ def tagged(resource: Resource, key: str) -> str | None:
 
 
 def secgroup_of_rule(stack: Stack, rule: Resource) -> Resource | None:
-    return stack.resolve(rule, "securityGroupId", rule.get("securityGroupId"), [SECGROUP])
+    return stack.follow(rule, "securityGroupId", [SECGROUP])
 
 
 def remote_group_of_rule(stack: Stack, rule: Resource) -> Resource | None:
-    return stack.resolve(rule, "remoteGroupId", rule.get("remoteGroupId"), [SECGROUP])
+    return stack.follow(rule, "remoteGroupId", [SECGROUP])
 
 
 def zone_of_secgroup(group: Resource | None) -> str | None:
@@ -202,7 +209,7 @@ def zone_of_network(stack: Stack, network: Resource | None) -> str | None:
 
 
 def network_of_port(stack: Stack, port: Resource) -> Resource | None:
-    return stack.resolve(port, "networkId", port.get("networkId"), [NETWORK])
+    return stack.follow(port, "networkId", [NETWORK])
 
 
 def zone_of_port(stack: Stack, port: Resource | None) -> str | None:

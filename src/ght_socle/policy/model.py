@@ -18,6 +18,16 @@ from ght_socle.catalog import Catalog
 
 PolicyKind = Literal["resource", "stack"]
 
+# Errors raised by reading a value that is unknown until deployment. Only CrossGuard has such values
+# (during ``pulumi preview``); the pack adapter registers its error type here.
+UNKNOWN_VALUE_ERRORS: tuple[type[Exception], ...] = ()
+
+
+def register_unknown_value_error(error: type[Exception]) -> None:
+    global UNKNOWN_VALUE_ERRORS
+    if error not in UNKNOWN_VALUE_ERRORS:
+        UNKNOWN_VALUE_ERRORS = (*UNKNOWN_VALUE_ERRORS, error)
+
 
 @dataclass(frozen=True)
 class Resource:
@@ -35,6 +45,20 @@ class Resource:
     def get(self, key: str, default: Any = None) -> Any:
         value = self.props.get(key, default)
         return default if value is None else value
+
+    def known(self, key: str) -> Any:
+        """``props[key]``, or None when absent or not known before deployment (a new resource's ID)."""
+        try:
+            return self.props.get(key)
+        except UNKNOWN_VALUE_ERRORS:
+            return None
+
+    def present(self, key: str) -> bool:
+        """Whether ``key`` is set, possibly to a value known only after deployment."""
+        try:
+            return self.props.get(key) not in (None, "")
+        except UNKNOWN_VALUE_ERRORS:
+            return True
 
     @property
     def metadata(self) -> Mapping[str, Any]:
@@ -91,9 +115,13 @@ class Stack:
 
     def resolve(self, resource: Resource, prop: str, value: Any, types: Sequence[str]) -> Resource | None:
         """The resource of one of ``types`` that ``value`` (read from ``resource.props[prop]``) designates."""
-        if self.resolver is None or value is None:
+        if self.resolver is None:
             return None
         return self.resolver(resource, prop, value, types)
+
+    def follow(self, resource: Resource, prop: str, types: Sequence[str]) -> Resource | None:
+        """The resource that ``resource.props[prop]`` references, known or not yet known."""
+        return self.resolve(resource, prop, resource.known(prop), types)
 
 
 @dataclass(frozen=True)

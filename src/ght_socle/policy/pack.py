@@ -27,13 +27,23 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
+from pulumi_policy.proxy import UnknownValueError
 
 from ght_socle.catalog import Catalog, default_catalog
 from ght_socle.policy.helpers import STACK
-from ght_socle.policy.model import Policy, PolicyContext, Resource, Stack, Violation
+from ght_socle.policy.model import (
+    Policy,
+    PolicyContext,
+    Resource,
+    Stack,
+    Violation,
+    register_unknown_value_error,
+)
 from ght_socle.policy.registry import all_policies
 
 PACK_NAME = "ght-socle-pssi"
+# Following a reference to a resource created in the same preview must not need its ID.
+register_unknown_value_error(UnknownValueError)
 ENFORCEMENT = {"mandatory": EnforcementLevel.MANDATORY, "advisory": EnforcementLevel.ADVISORY,
                "disabled": EnforcementLevel.DISABLED}
 SEVERITY = {"critical": Severity.CRITICAL, "high": Severity.HIGH, "medium": Severity.MEDIUM, "low": Severity.LOW}

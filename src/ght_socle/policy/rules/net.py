@@ -194,12 +194,12 @@ def net_admin_ports_from_admin_only(stack: Stack, ctx: PolicyContext) -> Iterato
                 yield Violation(f"admin port(s) {ports} open from {prefix}, outside the admin networks "
                                 f"({', '.join(admin_cidrs) or 'none declared'})", rule)
             continue
-        if not rule.get("remoteGroupId"):
+        if not rule.present("remoteGroupId"):
             yield Violation(f"admin port(s) {ports} open to any source", rule)
             continue
         remote = remote_group_of_rule(stack, rule)
         if remote is None:
-            yield Violation(f"admin port(s) {ports} open from group {rule.get('remoteGroupId')}, "
+            yield Violation(f"admin port(s) {ports} open from group {rule.known('remoteGroupId') or '(new)'}, "
                             "which is not a declared admin-zone group", rule)
         elif zone_of_secgroup(remote) != ADMIN_ZONE and role_of_secgroup(remote) != BASTION_ROLE:
             yield Violation(f"admin port(s) {ports} open from group {remote.name} "
@@ -214,13 +214,13 @@ def net_admin_ports_from_admin_only(stack: Stack, ctx: PolicyContext) -> Iterato
 def net_floating_ip_dmz_only(stack: Stack, ctx: PolicyContext) -> Iterator[Violation]:
     public_zones = set(ctx.param("public_ingress_zones", rule="NET-003"))
     for fip in stack.of_type(FLOATING_IP, FLOATING_IP_ASSOCIATE):
-        port_id = fip.get("portId")
-        if not port_id:
+        if not fip.present("portId"):
             continue
-        port = stack.resolve(fip, "portId", port_id, [PORT])
+        port_id = fip.known("portId")
+        port = stack.follow(fip, "portId", [PORT])
         zone = zone_of_port(stack, port)
         if zone not in public_zones:
-            target = f"port {port.name}" if port is not None else f"port {port_id}"
+            target = f"port {port.name}" if port is not None else f"port {port_id or '(unknown)'}"
             yield Violation(f"public address on {target} in zone {zone or 'unknown'}; "
                             f"allowed only in {', '.join(sorted(public_zones))}", fip)
 
@@ -231,15 +231,15 @@ def net_floating_ip_dmz_only(stack: Stack, ctx: PolicyContext) -> Iterator[Viola
 def net_hds_subnet_no_external_router(stack: Stack, ctx: PolicyContext) -> Iterator[Violation]:
     prefix = str(ctx.param("hds_zone_prefix"))
     for interface in stack.of_type(ROUTER_INTERFACE):
-        router = stack.resolve(interface, "routerId", interface.get("routerId"), [ROUTER])
+        router = stack.follow(interface, "routerId", [ROUTER])
         if router is None or not router.get("externalNetworkId"):
             continue
         zone = None
-        subnet = stack.resolve(interface, "subnetId", interface.get("subnetId"), [SUBNET])
+        subnet = stack.follow(interface, "subnetId", [SUBNET])
         if subnet is not None:
             zone = tagged(subnet, "zone")
-        elif interface.get("portId"):
-            zone = zone_of_port(stack, stack.resolve(interface, "portId", interface.get("portId"), [PORT]))
+        elif interface.present("portId"):
+            zone = zone_of_port(stack, stack.follow(interface, "portId", [PORT]))
         if zone is not None and zone.startswith(prefix):
             yield Violation(f"subnet of zone {zone} attached to router {router.name}, which has an external gateway",
                             interface)
@@ -267,11 +267,11 @@ def net_no_open_egress(stack: Stack, ctx: PolicyContext) -> Iterator[Violation]:
 def net_no_lateral_any(stack: Stack, ctx: PolicyContext) -> Iterator[Violation]:
     cluster_roles = set(ctx.param("cluster_roles"))
     for rule in _rules(stack, "ingress"):
-        remote = rule.get("remoteGroupId")
-        if not remote or not opens_all_ports(rule):
+        if not rule.present("remoteGroupId") or not opens_all_ports(rule):
             continue
+        remote = rule.known("remoteGroupId")
         group = secgroup_of_rule(stack, rule)
-        same = remote == rule.get("securityGroupId") or (
+        same = (remote is not None and remote == rule.known("securityGroupId")) or (
             group is not None and remote_group_of_rule(stack, rule) is group)
         if same and role_of_secgroup(group) not in cluster_roles:
             name = group.name if group is not None else str(remote)

@@ -1,0 +1,173 @@
+"""The CrossGuard pack: importable without blocking, same policies, real analyzer server over gRPC.
+
+The Pulumi CLI is not installable here, so the engine's side is played by a gRPC client speaking the
+analyzer protocol to the pack process, the way ``pulumi preview --policy-pack policies`` does.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf import empty_pb2, struct_pb2
+from pulumi.runtime import proto
+from pulumi.runtime.proto import analyzer_pb2_grpc
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyCustomTimeouts,
+    PolicyResourceOptions,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationPolicy,
+)
+from pulumi_policy.policy import _PolicyAnalyzerServicer
+from pulumi_policy.proxy import unknown_checking_proxy
+
+from ght_socle.catalog import Catalog
+from ght_socle.policy import helpers as t
+from ght_socle.policy.pack import PACK_NAME, build_policies
+from ght_socle.policy.registry import implemented_policies
+
+ROOT = Path(__file__).resolve().parents[2]
+PACK_MAIN = ROOT / "policies" / "__main__.py"
+OPTS = PolicyResourceOptions(protect=False, ignore_changes=[], delete_before_replace=None, aliases=[],
+                             custom_timeouts=PolicyCustomTimeouts(0, 0, 0), additional_secret_outputs=[])
+SSH_WORLD = {"direction": "ingress", "ethertype": "IPv4", "protocol": "tcp", "portRangeMin": 22.0,
+             "portRangeMax": 22.0, "remoteIpPrefix": "0.0.0.0/0", "securityGroupId": "sg-1",
+             "description": "FLOW-001 ssh"}
+
+
+def _urn(type_: str, name: str) -> str:
+    return f"urn:pulumi:dev::demo::{type_}::{name}"
+
+
+def _validate(policy: ResourceValidationPolicy, type_: str, props: dict[str, Any], name: str = "r") -> list[str]:
+    messages: list[str] = []
+    args = ResourceValidationArgs(type_, unknown_checking_proxy(props), _urn(type_, name), name, OPTS, None, {})
+    result = policy.validate(args, lambda message, urn=None: messages.append(message))
+    assert result is None  # the wrappers are synchronous
+    return messages
+
+
+@pytest.fixture(scope="module")
+def pack_policies(catalog: Catalog) -> dict[str, ResourceValidationPolicy | StackValidationPolicy]:
+    return {p.name: p for p in build_policies(catalog)}
+
+
+def test_importing_the_entry_point_does_not_block() -> None:
+    code = ("import runpy; ns = runpy.run_path(%r, run_name='policies_main'); print(len(ns['POLICIES']))"
+            % str(PACK_MAIN))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout.strip()) == len(implemented_policies())
+
+
+def test_pack_wraps_every_policy_with_catalog_levels(pack_policies: dict[str, Any], catalog: Catalog) -> None:
+    assert set(pack_policies) == set(implemented_policies())
+    for name, built in pack_policies.items():
+        rule_id = implemented_policies()[name]
+        expected = {"mandatory": EnforcementLevel.MANDATORY, "advisory": EnforcementLevel.ADVISORY,
+                    "disabled": EnforcementLevel.DISABLED}[catalog.enforcement(rule_id)]
+        assert built.enforcement_level == expected, name
+
+
+def test_resource_policy_validate_reports_and_passes(pack_policies: dict[str, Any]) -> None:
+    all_ports = pack_policies["net-no-all-ports-rule"]
+    assert isinstance(all_ports, ResourceValidationPolicy)
+    messages = _validate(all_ports, t.SECGROUP_RULE, {**SSH_WORLD, "portRangeMin": None, "portRangeMax": None})
+    assert len(messages) == 1 and "every port" in messages[0] and "Fix:" in messages[0]
+    assert _validate(all_ports, t.SECGROUP_RULE, SSH_WORLD) == []
+    # Another type is ignored by the wrapper.
+    assert _validate(all_ports, t.NETWORK, {"name": "n"}) == []
+
+
+def test_user_data_secret_through_the_wrapper(pack_policies: dict[str, Any]) -> None:
+    user_data = pack_policies["cmp-no-secret-in-user-data"]
+    props = {"imageName": "debian-12-ght-golden", "userData": "#cloud-config\nchpasswd:\n  list: root:toor\n",
+             "networks": [{"uuid": "n"}], "metadata": {"zone": "hds-app"}}
+    assert _validate(user_data, t.INSTANCE, props, "vm")
+    assert _validate(user_data, t.INSTANCE, {**props, "userData": "#cloud-config\npackages: [curl]\n"}, "vm") == []
+
+
+def test_psk_from_secret_config_in_the_pack(pack_policies: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    psk_policy = pack_policies["net-vpn-psk-secret"]
+    monkeypatch.setenv("PULUMI_CONFIG", '{"demo:psk": "s3cr3t-psk-value"}')
+    monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", '["demo:psk"]')
+    assert _validate(psk_policy, t.SITE_CONNECTION, {"psk": "s3cr3t-psk-value"}) == []
+    assert _validate(psk_policy, t.SITE_CONNECTION, {"psk": "typed-in-the-program"})
+
+
+def _struct(props: dict[str, Any]) -> struct_pb2.Struct:
+    value = struct_pb2.Struct()
+    value.update(props)
+    return value
+
+
+def _stack_request() -> Any:
+    group_urn = _urn(t.SECGROUP, "app")
+    group = proto.AnalyzerResource(type=t.SECGROUP, urn=group_urn, name="app",
+                                   properties=_struct({"name": "app", "deleteDefaultRules": True,
+                                                       "tags": ["zone=hds-app"]}))
+    rule = proto.AnalyzerResource(
+        type=t.SECGROUP_RULE, urn=_urn(t.SECGROUP_RULE, "ssh-world"), name="ssh-world",
+        properties=_struct({**SSH_WORLD, "securityGroupId": "04da6b54-80e4-46f7-96ec-b56ff0331ba9"}),
+        propertyDependencies={"securityGroupId": proto.AnalyzerPropertyDependencies(urns=[group_urn])})
+    return proto.AnalyzeStackRequest(resources=[group, rule])
+
+
+def test_servicer_analyze_stack_follows_property_dependencies(pack_policies: dict[str, Any]) -> None:
+    servicer = _PolicyAnalyzerServicer(PACK_NAME, "0.0.1", list(pack_policies.values()), EnforcementLevel.ADVISORY)
+    response = servicer.AnalyzeStack(_stack_request(), None)
+    by_policy = {d.policyName: d for d in response.diagnostics}
+    world = by_policy["net-no-world-ingress"]
+    assert "zone hds-app" in world.message  # the rule's group was found through its dependency
+    assert world.urn == _urn(t.SECGROUP_RULE, "ssh-world")
+    assert world.enforcementLevel == proto.MANDATORY
+    assert "net-admin-ports-from-admin-only" in by_policy
+
+
+@pytest.fixture(scope="module")
+def pack_server() -> Iterator[analyzer_pb2_grpc.AnalyzerStub]:
+    """The pack started as the CLI starts it (``__main__``): it prints its port and serves until killed."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen([sys.executable, "-u", str(PACK_MAIN)], cwd=ROOT / "policies", env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        port_line = process.stdout.readline().strip()
+        assert port_line.isdigit(), f"no port handshake: {port_line!r} {process.stderr.read() if process.poll() else ''}"
+        channel = grpc.insecure_channel(f"127.0.0.1:{port_line}")
+        grpc.channel_ready_future(channel).result(timeout=30)
+        yield analyzer_pb2_grpc.AnalyzerStub(channel)
+        channel.close()
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def test_real_pack_server_describes_its_policies(pack_server: analyzer_pb2_grpc.AnalyzerStub) -> None:
+    info = pack_server.GetAnalyzerInfo(empty_pb2.Empty(), timeout=30)
+    assert info.name == PACK_NAME
+    assert {p.name for p in info.policies} == set(implemented_policies())
+
+
+def test_real_pack_server_analyzes_a_resource(pack_server: analyzer_pb2_grpc.AnalyzerStub) -> None:
+    request = proto.AnalyzeRequest(type=t.INSTANCE, urn=_urn(t.INSTANCE, "vm"), name="vm",
+                                   properties=_struct({"imageName": "ubuntu", "adminPass": "x",
+                                                       "networks": [{"uuid": "n"}], "securityGroups": ["app"]}))
+    response = pack_server.Analyze(request, timeout=60)
+    names = {d.policyName for d in response.diagnostics}
+    assert {"cmp-image-allowlist", "cmp-no-admin-pass", "cmp-mandatory-metadata"} <= names
+    assert all(d.enforcementLevel == proto.MANDATORY for d in response.diagnostics
+               if d.policyName == "cmp-no-admin-pass")
+
+
+def test_real_pack_server_analyzes_the_stack(pack_server: analyzer_pb2_grpc.AnalyzerStub) -> None:
+    response = pack_server.AnalyzeStack(_stack_request(), timeout=60)
+    assert "net-no-world-ingress" in {d.policyName for d in response.diagnostics}
