@@ -32,8 +32,8 @@ env = settings.environment
 
 network = ZonedNetwork("ght-network", ZonedNetworkArgs(
     environment=env, zones={zone: str(net) for zone, net in cfg.zone_networks.items()},
-    external_network=settings.external_network, roles=list(settings.roles), flows=settings.flows,
-    admin_networks=settings.admin_networks, sites=settings.sites))
+    external_network=settings.external_network, roles={name: role.zone for name, role in settings.roles.items()},
+    flows=settings.flows, admin_networks=settings.admin_networks, sites=settings.sites))
 
 keypair = admin_keypair(f"{env}-{settings.admin_user}", settings.admin_ssh_keys[0])
 user_data = UserDataArgs(

@@ -36,6 +36,7 @@ import pulumi
 import yaml
 from pulumi.runtime import config as pulumi_config
 from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import resource as pulumi_resource
 from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import run_in_stack
 from pulumi.runtime.sync_await import _sync_await
@@ -282,6 +283,10 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
         return response
 
 
+def _empty_stack_trace() -> Any:
+    return pulumi_resource.source_pb2.StackTrace()
+
+
 @contextmanager
 def _isolated_pulumi_runtime(program_dir: Path) -> Iterator[None]:
     """Save Pulumi's process-wide state and the import state, restore them afterwards."""
@@ -290,10 +295,15 @@ def _isolated_pulumi_runtime(program_dir: Path) -> Iterator[None]:
     saved_config = pulumi_config.CONFIG.get()
     saved_secret_keys = pulumi_config._SECRET_KEYS.get()
     saved_modules = set(sys.modules)
+    saved_stack_trace = pulumi_resource._get_stack_trace
+    # The SDK extracts a full Python stack trace (reading source lines) for every resource, for the
+    # engine's diagnostics; the mock monitor ignores it and it costs half of a large plan.
+    pulumi_resource._get_stack_trace = _empty_stack_trace
     sys.path.insert(0, str(program_dir))
     try:
         yield
     finally:
+        pulumi_resource._get_stack_trace = saved_stack_trace
         sys.path.remove(str(program_dir))
         # Forget the program's own modules so another program with a same-named module runs its own.
         for name in set(sys.modules) - saved_modules:

@@ -41,7 +41,7 @@ class ZonedNetworkArgs:
     environment: str
     zones: Mapping[str, str]  # zone -> CIDR
     external_network: str  # name of the provider's external network
-    roles: Sequence[str]  # roles that get a security group
+    roles: Mapping[str, str]  # role -> its zone; each role gets a security group
     flows: Mapping[str, Flow]
     admin_networks: Sequence[str] = field(default_factory=list)
     sites: Mapping[str, Site] = field(default_factory=dict)
@@ -155,9 +155,9 @@ class ZonedNetwork(GhtComponent):
         for zone in self.zone_cidrs:
             self.zone_groups[zone] = self._group(f"zone-{zone}", f"Flows of every host in zone {zone}",
                                                  [f"zone={zone}", "scope=zone"])
-        for role in self.args.roles:
+        for role, zone in self.args.roles.items():
             self.role_groups[role] = self._group(f"role-{slug(role)}", f"Flows of role {role}",
-                                                 [f"role={role}", "scope=role"])
+                                                 [f"zone={zone}", f"role={role}", "scope=role"])
         for flow_id, flow in self.args.flows.items():
             self._flow_rules(flow_id, flow)
 
