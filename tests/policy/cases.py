@@ -190,6 +190,8 @@ good("cmp-no-secret-in-user-data", "keys and packages",
      plan(instance("vm", userData="#cloud-config\nssh_pwauth: false\nusers:\n  - name: ghtadmin\n"
                                   "    lock_passwd: true\n    ssh_authorized_keys: [ssh-ed25519 AAAAC3 admin]\n"
                                   "packages: [nginx]\n")))
+good("cmp-no-secret-in-user-data", "sudoers NOPASSWD tag",
+     plan(instance("vm", userData="#cloud-config\nwrite_files:\n  - content: |\n      %ops ALL=(ALL) NOPASSWD: ALL\n")))
 good("cmp-no-secret-in-user-data", "vault reference",
      plan(instance("vm", userData="#!/bin/sh\nDB_PASSWORD=${vault_db_password}\n")))
 

@@ -255,7 +255,9 @@ _USER_DATA_SECRETS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"(?m)^\s*-?\s*(?:plain_text_passwd|hashed_passwd|passwd)\s*:\s*\S"), "a user password"),
     (re.compile(r"(?m)^\s*chpasswd\s*:"), "a chpasswd block (sets passwords)"),
     (re.compile(r"(?im)\b(?:echo\s+['\"]?\w+:\S+['\"]?\s*\|\s*chpasswd|chpasswd\s*<<)"), "a chpasswd command"),
-    (re.compile(r"(?i)\b[\w.-]*(?:password|passwd|pwd)\s*[:=]\s*['\"]?[^\s'\"#]{3,}"), "a password"),
+    # sudoers tags NOPASSWD:/PASSWD: name a behaviour, not a value.
+    (re.compile(r"(?i)\b(?!(?:no)?passwd:)[\w.-]*(?:password|passwd|pwd)\s*[:=]\s*['\"]?[^\s'\"#]{3,}"),
+     "a password"),
     (re.compile(r"(?i)\b[\w.-]*(?:token|api[_-]?key|secret|access[_-]?key)\s*[:=]\s*['\"]?[^\s'\"#]{8,}"),
      "a token or secret"),
     (re.compile(r"(?i)authorization:\s*(?:bearer|basic)\s+\S+"), "an authorization header"),
