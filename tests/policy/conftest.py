@@ -16,3 +16,14 @@ from ght_socle.catalog import Catalog, default_catalog  # noqa: E402
 @pytest.fixture(scope="session")
 def catalog() -> Catalog:
     return default_catalog()
+
+
+PROJECT_STACKS = ("lab", "preprod", "prod")
+
+
+@pytest.fixture(scope="session")
+def stack_plans() -> dict[str, object]:
+    """Plans of the project's stacks, computed once per session (each takes a few seconds)."""
+    from ght_socle.plan import run_plan
+
+    return {name: run_plan(stack=name) for name in PROJECT_STACKS}

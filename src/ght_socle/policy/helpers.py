@@ -238,7 +238,7 @@ def instance_networks(stack: Stack, instance: Resource) -> list[tuple[str, Resou
         if attachment.get("port"):
             port = stack.resolve(instance, "networks", attachment.get("port"), [PORT])
             network = network_of_port(stack, port) if port is not None else None
-            found.append((f"port {attachment.get('port')}", network))
+            found.append((f"port {port.name if port is not None else attachment.get('port')}", network))
         elif attachment.get("uuid"):
             found.append((f"network {attachment.get('uuid')}",
                           stack.resolve(instance, "networks", attachment.get("uuid"), [NETWORK])))

@@ -1,0 +1,242 @@
+"""``socle check`` end to end: the insecure-program corpus, bad inputs, waivers, output formats."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+
+from ght_socle.cli import main
+from ght_socle.policy.registry import implemented_policies
+
+CORPUS = Path(__file__).resolve().parent / "corpus"
+ROOT = Path(__file__).resolve().parents[2]
+
+# Each insecure program and the exact PSSI rules it breaks.
+EXPECTED: dict[str, set[str]] = {
+    "ssh-world": {"NET-003", "NET-004"},
+    "db-floating-ip": {"NET-005"},
+    "hds-volume-unencrypted": {"STO-001"},
+    "public-container": {"STO-002"},
+    "region-outside-eea": {"LOC-001"},
+    "user-data-secrets": {"CMP-002"},
+    "weak-vpn": {"NET-008", "STO-004"},
+    "admin-pass": {"CMP-002"},
+    "default-secgroup": {"NET-002"},
+    "plaintext-user-password": {"IAM-007"},
+    "hds-egress-anywhere": {"NET-006"},
+    "hds-subnet-edge-router": {"NET-005"},
+    "compliant-dmz": set(),
+}
+
+
+def run_check(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(["check", *args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def error_lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("socle: error:")]
+
+
+def test_corpus_covers_every_program() -> None:
+    assert {p.name for p in CORPUS.iterdir() if (p / "Pulumi.yaml").is_file()} == set(EXPECTED)
+    assert sum(1 for rules in EXPECTED.values() if rules) >= 8
+
+
+@pytest.mark.parametrize("program", sorted(EXPECTED))
+def test_corpus_program_finds_exactly_its_rules(program: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_check(capsys, "--program", str(CORPUS / program), "--format", "json")
+    findings = json.loads(out)
+    assert {f["rule_id"] for f in findings} == EXPECTED[program]
+    assert code == (1 if EXPECTED[program] else 0)
+    for finding in findings:
+        assert {"rule_id", "severity", "enforcement", "resource_type", "resource_name", "message"} <= set(finding)
+        assert finding["enforcement"] == "mandatory" and not finding["waived"]
+
+
+def test_text_report_groups_by_rule_with_fix(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_check(capsys, "--program", str(CORPUS / "ssh-world"))
+    assert code == 1
+    assert out.index("NET-003 [critical, mandatory]") < out.index("NET-004 [high, mandatory]")
+    assert "ssh-from-anywhere" in out and "fix:" in out
+    assert "2 mandatory violation(s)" in out and "Next:" in out
+    assert "planning" in err  # progress goes to stderr
+
+
+# --- bad input: exit 2 and one line ------------------------------------------------------------------
+
+def _program(tmp_path: Path, body: str, config: str | None = None) -> Path:
+    (tmp_path / "Pulumi.yaml").write_text("name: broken\nruntime: python\n")
+    (tmp_path / "__main__.py").write_text(textwrap.dedent(body))
+    if config is not None:
+        (tmp_path / "Pulumi.dev.yaml").write_text(config)
+    return tmp_path
+
+
+def test_missing_pulumi_yaml(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_check(capsys, "--program", str(tmp_path))
+    assert code == 2 and out == ""
+    assert len(error_lines(err)) == 1 and "Pulumi.yaml" in err
+
+
+def test_program_that_raises(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _program(tmp_path, "raise RuntimeError('zone list missing')\n")
+    code, _, err = run_check(capsys, "--program", str(tmp_path))
+    assert code == 2
+    [line] = error_lines(err)
+    assert "__main__.py" in line and "zone list missing" in line
+
+
+def test_broken_stack_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _program(tmp_path, "pass\n", config="config:\n  openstack:region: [unclosed\n")
+    code, _, err = run_check(capsys, "--program", str(tmp_path))
+    assert code == 2
+    [line] = error_lines(err)
+    assert "Pulumi.dev.yaml" in line
+
+
+def test_missing_config_file_and_unknown_stack(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_check(capsys, "--program", str(CORPUS / "ssh-world"), "--config", str(tmp_path / "nope.yaml"))
+    assert code == 2 and len(error_lines(err)) == 1 and "nope.yaml" in err
+    code, _, err = run_check(capsys, "--stack", "no-such-stack")
+    assert code == 2 and len(error_lines(err)) == 1 and "no-such-stack" in err
+
+
+def test_bad_input_from_the_console_script(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "ght_socle.cli", "check", "--program", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "Traceback" not in done.stderr
+
+
+# --- waivers -----------------------------------------------------------------------------------------
+
+def _waivers(tmp_path: Path, entries: str) -> Path:
+    path = tmp_path / "waivers.yaml"
+    path.write_text("waivers:\n" + textwrap.indent(textwrap.dedent(entries), "  "))
+    return path
+
+
+SSH_WAIVERS = """\
+- rule: NET-003
+  resource: "ssh-from-*"
+  justification: "Vendor maintenance window, source filtered upstream by the site firewall"
+  approver: "RSSI"
+  expires: 2099-12-31
+- rule: NET-004
+  policy: net-admin-ports-from-admin-only
+  resource: "urn:pulumi:*::ssh-world::*"
+  justification: "Same maintenance window"
+  approver: "RSSI"
+  expires: 2099-12-31
+"""
+
+
+def test_waived_findings_are_shown_and_pass(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    waivers = _waivers(tmp_path, SSH_WAIVERS)
+    program = str(CORPUS / "ssh-world")
+    code, out, _ = run_check(capsys, "--program", program, "--waivers", str(waivers), "--format", "json")
+    findings = json.loads(out)
+    assert code == 0
+    assert {f["rule_id"] for f in findings} == {"NET-003", "NET-004"}
+    assert all(f["waived"] and f["waiver"]["approver"] == "RSSI" for f in findings)
+    code, out, _ = run_check(capsys, "--program", program, "--waivers", str(waivers))
+    assert code == 0 and "waived until 2099-12-31 by RSSI" in out and "0 mandatory violation(s)" in out
+
+
+def test_partial_waiver_still_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    waivers = _waivers(tmp_path, SSH_WAIVERS.split("- rule: NET-004")[0])
+    code, out, _ = run_check(capsys, "--program", str(CORPUS / "ssh-world"), "--waivers", str(waivers),
+                             "--format", "json")
+    assert code == 1
+    assert {f["rule_id"]: f["waived"] for f in json.loads(out)} == {"NET-003": True, "NET-004": False}
+
+
+def test_expired_waiver_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    waivers = _waivers(tmp_path, SSH_WAIVERS.replace("2099-12-31", "2020-01-31", 1))
+    code, out, err = run_check(capsys, "--program", str(CORPUS / "ssh-world"), "--waivers", str(waivers))
+    assert code == 2 and out == ""
+    [line] = error_lines(err)
+    assert "waivers.yaml" in line and "waiver #1 (NET-003)" in line and "key expires" in line and "expired" in line
+
+
+@pytest.mark.parametrize(("entry", "where"), [
+    ("- rule: NET-003\n  resource: x\n  justification: y\n  expires: 2099-01-01\n", "key approver"),
+    ("- rule: NET-999\n  resource: x\n  justification: y\n  approver: z\n  expires: 2099-01-01\n", "key rule"),
+    ("- rule: NET-003\n  resource: x\n  justification: y\n  approver: z\n  expires: soon\n", "key expires"),
+    ("- rule: NET-003\n  resource: x\n  justification: y\n  approver: z\n  expires: 2099-01-01\n  owner: me\n",
+     "key owner"),
+    ("- just a string\n", "waiver #1"),
+])
+def test_malformed_waiver_exits_2(entry: str, where: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    waivers = _waivers(tmp_path, entry)
+    code, _, err = run_check(capsys, "--program", str(CORPUS / "ssh-world"), "--waivers", str(waivers))
+    assert code == 2
+    [line] = error_lines(err)
+    assert "waivers.yaml" in line and where in line
+
+
+def test_shipped_waivers_file_is_valid_and_empty(catalog: object) -> None:
+    from ght_socle.policy.waivers import load_waivers
+
+    assert load_waivers(ROOT / "policies" / "waivers.yaml", catalog) == []  # type: ignore[arg-type]
+
+
+# --- machine formats ---------------------------------------------------------------------------------
+
+def test_sarif_is_ready_for_code_scanning(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    output = tmp_path / "pssi.sarif"
+    code, out, err = run_check(capsys, "--program", str(CORPUS / "weak-vpn"), "--format", "sarif",
+                               "--output", str(output))
+    assert code == 1 and "mandatory violation" in err and out == ""
+    sarif = json.loads(output.read_text())
+    assert sarif["version"] == "2.1.0" and "sarif-2.1.0" in sarif["$schema"]
+    [run] = sarif["runs"]
+    rules = run["tool"]["driver"]["rules"]
+    assert len(rules) == len(implemented_policies())
+    rule_ids = [r["id"] for r in rules]
+    assert len(set(rule_ids)) == len(rule_ids) and all(r["help"]["text"] for r in rules)
+    assert run["results"]
+    fingerprints = set()
+    for result in run["results"]:
+        assert result["ruleId"] in rule_ids and rules[result["ruleIndex"]]["id"] == result["ruleId"]
+        assert result["level"] == "error" and result["message"]["text"]
+        location = result["locations"][0]["physicalLocation"]
+        assert (ROOT / location["artifactLocation"]["uri"]).is_file()  # relative to the checkout
+        assert location["region"]["startLine"] >= 1
+        fingerprints.add(result["partialFingerprints"]["pssiFinding/v1"])
+    assert len(fingerprints) == len(run["results"])
+    # The finding points at the line declaring the resource.
+    ike = next(r for r in run["results"] if "legacy-ike" in r["message"]["text"])
+    uri = ike["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+    line = ike["locations"][0]["physicalLocation"]["region"]["startLine"]
+    assert uri.endswith("weak-vpn/__main__.py") and "legacy-ike" in (ROOT / uri).read_text().splitlines()[line - 1]
+
+
+def test_sarif_marks_waived_results_as_suppressed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_check(capsys, "--program", str(CORPUS / "ssh-world"), "--format", "sarif",
+                             "--waivers", str(_waivers(tmp_path, SSH_WAIVERS)))
+    results = json.loads(out)["runs"][0]["results"]
+    assert code == 0 and results
+    assert all(r["suppressions"][0]["kind"] == "external" and r["level"] == "note" for r in results)
+
+
+def test_junit_has_one_case_per_policy_and_resource(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_check(capsys, "--program", str(CORPUS / "ssh-world"), "--format", "junit")
+    suite = ET.fromstring(out)
+    cases = suite.findall("testcase")
+    failed = [c for c in cases if c.find("failure") is not None]
+    assert code == 1
+    assert {c.get("classname") for c in failed} == {"NET-003.net-no-world-ingress",
+                                                    "NET-004.net-admin-ports-from-admin-only"}
+    assert int(suite.get("failures", "0")) == 2
+    assert int(suite.get("tests", "0")) == len(cases) == len(implemented_policies())
