@@ -61,8 +61,7 @@ def pack_policies(catalog: Catalog) -> dict[str, ResourceValidationPolicy | Stac
 
 
 def test_importing_the_entry_point_does_not_block() -> None:
-    code = ("import runpy; ns = runpy.run_path(%r, run_name='policies_main'); print(len(ns['POLICIES']))"
-            % str(PACK_MAIN))
+    code = f"import runpy; ns = runpy.run_path({str(PACK_MAIN)!r}, run_name='m'); print(len(ns['POLICIES']))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert int(done.stdout.strip()) == len(implemented_policies())
@@ -141,7 +140,8 @@ def pack_server() -> Iterator[analyzer_pb2_grpc.AnalyzerStub]:
     try:
         assert process.stdout is not None
         port_line = process.stdout.readline().strip()
-        assert port_line.isdigit(), f"no port handshake: {port_line!r} {process.stderr.read() if process.poll() else ''}"
+        stderr = process.stderr.read() if process.poll() is not None and process.stderr else ""
+        assert port_line.isdigit(), f"no port handshake: {port_line!r} {stderr}"
         channel = grpc.insecure_channel(f"127.0.0.1:{port_line}")
         grpc.channel_ready_future(channel).result(timeout=30)
         yield analyzer_pb2_grpc.AnalyzerStub(channel)
