@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -240,3 +241,14 @@ def test_junit_has_one_case_per_policy_and_resource(capsys: pytest.CaptureFixtur
                                                     "NET-004.net-admin-ports-from-admin-only"}
     assert int(suite.get("failures", "0")) == 2
     assert int(suite.get("tests", "0")) == len(cases) == len(implemented_policies())
+
+
+def test_enforcement_levels_come_from_the_ght_settings(tmp_path: Path) -> None:
+    settings = tmp_path / "ght-settings.yaml"
+    settings.write_text("rules:\n  NET-003:\n    enforcement: advisory\n  NET-004:\n    enforcement: disabled\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "ght_socle.cli", "check", "--program", str(CORPUS / "ssh-world"), "--format", "json"],
+        capture_output=True, text=True, timeout=120, cwd=ROOT, env={**os.environ, "SOCLE_SETTINGS": str(settings)})
+    assert done.returncode == 0, done.stderr
+    findings = json.loads(done.stdout)
+    assert [(f["rule_id"], f["enforcement"]) for f in findings] == [("NET-003", "advisory")]
