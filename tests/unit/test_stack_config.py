@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
+import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ from stack_plans import plan_of
 
 from ght_socle import paths
 from ght_socle.cli import main
+from ght_socle.errors import ConfigError
 from ght_socle.plan import run_plan
 
 LAB_CONFIG = paths.project_root() / "stacks" / "config" / "Pulumi.lab.yaml"
@@ -161,3 +164,49 @@ def test_plan_text_of_lab(capsys: pytest.CaptureFixture[str]) -> None:
     assert "By type:" in out and "By zone:" in out
     assert "  app-01  [ght:compute:HdsVm]" in out
     assert "openstack:compute/instance:Instance" in out
+
+
+WRAPPER = """
+import runpy
+
+import socle_registration_probe as probe
+from pulumi.runtime import settings
+
+# Keep the engine (mock monitor) of this run, to count what the program asked it to create.
+probe.monitor = settings.get_monitor()
+runpy.run_path({program!r}, run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("mutation", [set_path("ght-socle:zones", ["hds-data"], "10.40.2.128/25"),
+                                      add_role_copy("dpi_app_bis", "dpi_app"),
+                                      set_path("ght-socle:roles", ["bastion", "image"], "ubuntu-22.04")],
+                         ids=["overlap", "duplicate-host", "image"])
+def test_nothing_is_declared_before_the_configuration_is_valid(tmp_path: Path, mutation: Mutation,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    probe = types.ModuleType("socle_registration_probe")
+    monkeypatch.setitem(sys.modules, probe.__name__, probe)
+    config = lab_config()
+    mutation(config)
+    (tmp_path / "Pulumi.yaml").write_text("name: ght-socle\nruntime: python\n")
+    (tmp_path / "Pulumi.lab.yaml").write_text(yaml.safe_dump({"config": config}))
+    program = paths.project_root() / "stacks" / "__main__.py"
+    (tmp_path / "__main__.py").write_text(WRAPPER.format(program=str(program)))
+    with pytest.raises(ConfigError, match="key ght-socle:"):
+        run_plan(stack="lab", program_dir=tmp_path)
+    # run_plan waits for every registration the program started before reporting its failure.
+    assert probe.monitor.resources == {}
+    # The same wrapper with the valid configuration does declare the stack.
+    (tmp_path / "Pulumi.lab.yaml").write_text(yaml.safe_dump({"config": lab_config()}))
+    run_plan(stack="lab", program_dir=tmp_path)
+    assert len(probe.monitor.resources) == len(plan_of("lab").resources)
+
+
+def test_plan_any_program_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "Pulumi.yaml").write_text("name: other\nruntime: python\n")
+    (tmp_path / "Pulumi.dev.yaml").write_text("config: {}\n")
+    (tmp_path / "__main__.py").write_text(
+        "import pulumi_openstack as o\no.networking.Network('n', tags=['zone=admin'])\n")
+    assert main(["plan", "--stack", "dev", "--program", str(tmp_path), "--format", "json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in document["resources"]] == ["n"] and document["project"] == "other"
