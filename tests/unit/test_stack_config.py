@@ -61,6 +61,8 @@ CASES: list[tuple[str, Mutation, str, str]] = [
      "key ght-socle:zones.hds-app", "10.40.2.0/33 is not a valid CIDR"),
     ("overlapping CIDRs", set_path("ght-socle:zones", ["hds-data"], "10.40.2.128/25"),
      "key ght-socle:zones.hds-data", "overlaps ght-socle:zones.hds-app"),
+    ("admin network overlapping a zone", setitem("ght-socle:admin_networks", ["10.40.2.0/25"]),
+     "key ght-socle:admin_networks[0]", "overlaps ght-socle:zones.hds-app"),
     ("unknown zone of a role", set_path("ght-socle:roles", ["dpi_app", "zone"], "hds-apps"),
      "key ght-socle:roles.dpi_app.zone", "unknown zone 'hds-apps'"),
     ("duplicate host name", add_role_copy("dpi_app_bis", "dpi_app"),

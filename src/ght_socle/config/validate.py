@@ -184,17 +184,25 @@ def _check_networks(settings: StackSettings, checker: _Checker) -> dict[str, ipa
             raise checker.fail(config_key("zones"), f"the {zone!r} zone is required")
     for name, site in settings.sites.items():
         named.append((f"{config_key('sites')}.{name}.cidr", parse_cidr(site.cidr)))
+    _check_disjoint(named, checker)
+    # Admin networks usually sit inside a site (the DSI's administration VLAN, arriving through that
+    # site's tunnel): they must not overlap a zone or each other, but may lie within a site.
+    admin: list[tuple[str, ipaddress.IPv4Network]] = []
     for index, cidr in enumerate(settings.admin_networks):
         key = f"{config_key('admin_networks')}[{index}]"
         try:
-            named.append((key, parse_cidr(cidr)))
+            admin.append((key, parse_cidr(cidr)))
         except ValueError as exc:
             raise checker.fail(key, str(exc)) from None
+    _check_disjoint([(f"{config_key('zones')}.{z}", n) for z, n in networks.items()] + admin, checker)
+    return networks
+
+
+def _check_disjoint(named: list[tuple[str, ipaddress.IPv4Network]], checker: _Checker) -> None:
     for position, (key, network) in enumerate(named):
         for other_key, other in named[:position]:
             if network.overlaps(other):
                 raise checker.fail(key, f"{network} overlaps {other_key} ({other})")
-    return networks
 
 
 def _param(rule_id: str, name: str) -> list[str]:
