@@ -11,7 +11,9 @@ Python program, with the engine replaced by :class:`pulumi.runtime.mocks.MockMon
   program as JSON strings (as the CLI does), and ``secure:`` values, which cannot be decrypted
   offline, become a stable placeholder and are marked secret;
 * every registered resource is recorded with its parent URN and its *inputs* under the provider's
-  wire (camelCase) names, secrets unwrapped in memory and listed in ``secret_keys``.
+  wire (camelCase) names, secrets unwrapped in memory and listed in ``secret_keys``;
+* stack outputs (``pulumi.export``) are resolved to plain data; a secret export is masked, as
+  ``pulumi stack output`` does without ``--show-secrets``.
 
 Pulumi keeps its runtime state in process globals (settings, root stack, configuration). They are
 saved before a run and restored after it, so a process (tests, benchmark) can plan many times.
@@ -330,6 +332,15 @@ def _program_location(exc: BaseException, program_dir: Path) -> str | None:
     return location
 
 
+async def _resolve_outputs(exports: dict[str, Any]) -> dict[str, Any]:
+    """Plain values of the stack exports; a secret export is masked, as ``pulumi stack output`` does."""
+    resolved: dict[str, Any] = {}
+    for name, value in exports.items():
+        output = pulumi.Output.from_input(value)
+        resolved[name] = SECRET_MASK if await output.is_secret() else await output.future()
+    return resolved
+
+
 def run_plan(stack: str | None = None, program_dir: Path | None = None, config_file: Path | None = None,
              config_overrides: dict[str, Any] | None = None) -> Plan:
     """Run the Pulumi program in ``program_dir`` (default: the project root) offline and return its plan.
@@ -367,7 +378,7 @@ def run_plan(stack: str | None = None, program_dir: Path | None = None, config_f
             _sync_await(run_in_stack(program))
             root = captured.get("stack")
             raw_outputs = dict(getattr(root, "outputs", {}) or {})
-            outputs = _sync_await(pulumi.Output.from_input(raw_outputs).future()) if raw_outputs else {}
+            outputs = _sync_await(_resolve_outputs(raw_outputs))
         except SocleError:
             raise
         except Exception as exc:  # any failure of user code becomes one line

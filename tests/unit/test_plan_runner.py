@@ -32,6 +32,7 @@ ext = openstack.networking.get_network(name="Ext-Net")
 pulumi.export("network", net.id)
 pulumi.export("external", ext.id)
 pulumi.export("marker", helper.MARKER)
+pulumi.export("token", pulumi.Output.secret("s3cr3t-token"))
 """
 
 
@@ -66,7 +67,7 @@ def test_records_resources_parents_inputs_and_outputs(tmp_path: Path) -> None:
     assert vm.secret_keys == {"adminPass"}
     assert isinstance(vm.inputs["adminPass"], str) and vm.inputs["adminPass"] != "v1:AAAABBBBCCCC"
     assert vm.as_json()["inputs"]["adminPass"] == "[secret]"
-    assert plan.outputs == {"network": "net-id", "external": "Ext-Net-id", "marker": "one"}
+    assert plan.outputs == {"network": "net-id", "external": "Ext-Net-id", "marker": "one", "token": "[secret]"}
     assert plan.config["tiny:password"] == "[secret]"
 
 
