@@ -9,6 +9,7 @@ masked, plus the stack outputs).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -98,8 +99,13 @@ def run(args: argparse.Namespace) -> int:
         stack_config_exists(args.stack, args.program)
     progress(f"planning stack {args.stack} offline (mock engine)...")
     plan = run_plan(stack=args.stack, program_dir=args.program, config_file=args.config)
-    if args.format == "json":
-        print_json(plan.as_json())
-    else:
-        print_text(plan, sys.stdout)
+    try:
+        if args.format == "json":
+            print_json(plan.as_json())
+        else:
+            print_text(plan, sys.stdout)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader stopped early (socle plan ... | head): not an error of the plan.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
