@@ -319,7 +319,8 @@ def run_harden(
     runner_dir = paths.state_dir() / "runner"
     (runner_dir / "tmp").mkdir(parents=True, exist_ok=True)
     settings, strategy = ansible_settings(max(5, len(hosts)), use_mitogen=use_mitogen)
-    binary = Path(sys.executable).with_name("ansible-playbook")
+    # ansible-runner looks ansible-playbook up on PATH: the one next to this interpreter comes first.
+    settings["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     cmdline = " ".join(flag for flag, wanted in (("--check", check), ("--diff", diff)) if wanted)
     printer = ProgressPrinter(stream)
 
@@ -335,7 +336,6 @@ def run_harden(
             cmdline=cmdline or None,
             extravars=variables,
             envvars=settings,
-            binary=str(binary) if binary.is_file() else None,
             rotate_artifacts=keep_artifacts,
             suppress_env_files=True,
             quiet=True,
