@@ -67,6 +67,7 @@ def test_text_report_groups_by_rule_with_fix(capsys: pytest.CaptureFixture[str])
     assert code == 1
     assert out.index("NET-003 [critical, mandatory]") < out.index("NET-004 [high, mandatory]")
     assert "ssh-from-anywhere" in out and "fix:" in out
+    assert "opens zone hds-app to the Internet" in out  # the rule's group was found through the mock IDs
     assert "2 mandatory violation(s)" in out and "Next:" in out
     assert "planning" in err  # progress goes to stderr
 
@@ -252,3 +253,26 @@ def test_enforcement_levels_come_from_the_ght_settings(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     findings = json.loads(done.stdout)
     assert [(f["rule_id"], f["enforcement"]) for f in findings] == [("NET-003", "advisory")]
+
+
+def test_secure_config_values_count_as_secrets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A PSK read from a ``secure:`` config value passes; the same program with a literal fails."""
+    body = """\
+        import pulumi
+        import pulumi_openstack as openstack
+
+        psk = pulumi.Config().get("psk") or "typed-in-the-program"
+        ike = openstack.vpnaas.IkePolicy("ike", ike_version="v2", encryption_algorithm="aes-256",
+                                         auth_algorithm="sha256", pfs="group14")
+        openstack.vpnaas.SiteConnection("site", ikepolicy_id=ike.id, ipsecpolicy_id="x", vpnservice_id="y",
+                                        peer_address="192.0.2.1", peer_id="192.0.2.1", psk=psk)
+        """
+    region = ("config:\n  openstack:region: eu-fr-1\n"
+              "  openstack:authUrl: https://identity.eu-fr-1.cloud.example.eu:5000/v3\n")
+    program = _program(tmp_path, body, config=region + "  broken:psk:\n    secure: AAABAJm0dGVzdA==\n")
+    code, out, _ = run_check(capsys, "--program", str(program), "--format", "json")
+    assert (code, json.loads(out)) == (0, [])
+    (program / "Pulumi.dev.yaml").write_text(region)
+    code, out, _ = run_check(capsys, "--program", str(program), "--format", "json")
+    assert code == 1
+    assert {f["policy"] for f in json.loads(out)} == {"net-vpn-psk-secret", "sto-secret-inputs-are-secret"}
