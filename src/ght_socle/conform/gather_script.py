@@ -1,0 +1,355 @@
+"""Fact gatherer run ON the audited host, as root, in one SSH round trip (``sudo -n python3 -``).
+
+Standard library only, Python >= 3.9 (Debian 11+ guests). It prints one JSON document holding
+everything the conformance rules assert on; each section records its own failure under
+``errors`` so a broken command turns the rules needing it into ``error``, never into a pass.
+Commands run concurrently in threads: under emulation each process start costs tens of ms.
+
+The controller prepends ``REQUEST = {...}`` (paths to stat, files to read, units to query) before
+sending this file. Password hashes never leave the host: only their scheme prefix is reported.
+"""
+
+import concurrent.futures
+import glob
+import grp
+import hashlib
+import json
+import os
+import pwd
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import time
+
+REQUEST = globals().get("REQUEST") or {"stat": [], "read": [], "units": [], "list_dirs": []}
+MAX_READ = 262144
+ENV = dict(os.environ, LC_ALL="C", LANG="C", PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+
+
+def run(argv, timeout=60):
+    """(rc, stdout, stderr); rc None when the command does not exist on the host."""
+    if shutil.which(argv[0], path=ENV["PATH"]) is None:
+        return None, "", "command not found: " + argv[0]
+    proc = subprocess.run(argv, capture_output=True, env=ENV, timeout=timeout, check=False)
+    return proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
+
+
+def command(argv, ok=(0,)):
+    """Run a command whose output is the fact; a missing tool is a fact too (``installed: false``)."""
+    rc, out, err = run(argv)
+    if rc is None:
+        return {"installed": False}
+    if rc not in ok:
+        raise RuntimeError("{} exited {}: {}".format(" ".join(argv), rc, err.strip()[-300:]))
+    return {"installed": True, "rc": rc, "stdout": out}
+
+
+def stat_path(path):
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return {"exists": False}
+    except OSError as exc:
+        return {"exists": None, "error": str(exc)}
+    kind = ("dir" if stat.S_ISDIR(st.st_mode) else "file" if stat.S_ISREG(st.st_mode)
+            else "link" if stat.S_ISLNK(st.st_mode) else "other")
+    info = {"exists": True, "type": kind, "mode": format(stat.S_IMODE(st.st_mode), "04o"), "uid": st.st_uid,
+            "gid": st.st_gid, "size": st.st_size, "mtime": int(st.st_mtime)}
+    try:
+        info["owner"] = pwd.getpwuid(st.st_uid).pw_name
+    except KeyError:
+        info["owner"] = None
+    try:
+        info["group"] = grp.getgrgid(st.st_gid).gr_name
+    except KeyError:
+        info["group"] = None
+    if kind == "link":
+        info["target"] = os.readlink(path)
+    return info
+
+
+def read_file(path):
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_READ)
+    return data.decode("utf-8", "replace")
+
+
+def section_files():
+    paths = set()
+    for pattern in REQUEST.get("stat", []):
+        matches = glob.glob(pattern) if any(c in pattern for c in "*?[") else [pattern]
+        paths.update(matches)
+    return {path: stat_path(path) for path in sorted(paths)}
+
+
+def section_texts():
+    texts = {}
+    for pattern in REQUEST.get("read", []):
+        matches = glob.glob(pattern) if any(c in pattern for c in "*?[") else [pattern]
+        for path in matches:
+            if os.path.isfile(path):
+                try:
+                    texts[path] = read_file(path)
+                except OSError as exc:
+                    texts[path] = None
+                    texts.setdefault("__errors__", {})[path] = str(exc)
+    return texts
+
+
+def section_dirs():
+    listing = {}  # type: dict
+    for path in REQUEST.get("list_dirs", []):
+        if os.path.isdir(path):
+            listing[path] = {name: stat_path(os.path.join(path, name)) for name in sorted(os.listdir(path))}
+        else:
+            listing[path] = None
+    return listing
+
+
+def section_sshd():
+    result = command(["sshd", "-T"])
+    if not result["installed"]:
+        return {"installed": False}
+    options = {}  # type: dict
+    for line in result["stdout"].splitlines():
+        key, _, value = line.partition(" ")
+        if key:
+            options.setdefault(key.lower(), []).append(value.strip())
+    return {"installed": True, "options": options}
+
+
+def section_sysctl():
+    rc, out, err = run(["sysctl", "-a"])
+    if rc is None:
+        raise RuntimeError("sysctl not found")
+    values = {}
+    for line in out.splitlines():
+        key, sep, value = line.partition(" = ")
+        if sep:
+            values[key.strip()] = value.strip()
+    if not values:
+        raise RuntimeError("sysctl -a printed nothing: " + err.strip()[-200:])
+    return values
+
+
+def section_mounts():
+    live = json.loads(command(["findmnt", "-J", "-l", "-o", "TARGET,SOURCE,FSTYPE,OPTIONS"])["stdout"])
+    fstab_result = run(["findmnt", "-J", "-l", "-s", "-o", "TARGET,SOURCE,FSTYPE,OPTIONS"])
+    fstab = json.loads(fstab_result[1])["filesystems"] if fstab_result[0] == 0 and fstab_result[1].strip() else []
+    return {"live": live["filesystems"], "fstab": fstab}
+
+
+def section_nft():
+    result = command(["nft", "-j", "list", "ruleset"])
+    if not result["installed"]:
+        return {"installed": False}
+    return {"installed": True, "ruleset": json.loads(result["stdout"] or '{"nftables": []}')["nftables"]}
+
+
+def section_packages():
+    out = command(["dpkg-query", "-W", "-f", "${Package}\t${Version}\t${db:Status-Abbrev}\n"])["stdout"]
+    packages = {}
+    for line in out.splitlines():
+        parts = line.split("\t")
+        if len(parts) == 3 and parts[2].startswith("ii"):
+            packages[parts[0]] = parts[1]
+    return packages
+
+
+def section_sockets():
+    out = command(["ss", "-Hlntup"])["stdout"]
+    sockets = []
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) < 6:
+            continue
+        netid, state, local = fields[0], fields[1], fields[4]
+        if netid == "tcp" and state != "LISTEN":
+            continue
+        if netid == "udp" and state not in ("UNCONN", "LISTEN"):
+            continue
+        address, _, port = local.rpartition(":")
+        process = " ".join(fields[6:]) if len(fields) > 6 else ""
+        sockets.append({"proto": netid, "address": address.strip("[]").split("%")[0], "port": port,
+                        "process": process})
+    return sockets
+
+
+def section_units():
+    units = REQUEST.get("units", [])
+    props = "Id,LoadState,ActiveState,SubState,UnitFileState"
+    out = command(["systemctl", "show", "--no-pager", "-p", props, *units])["stdout"]
+    states = {}
+    for block in out.strip().split("\n\n"):
+        entry = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+        if entry.get("Id"):
+            states[entry["Id"]] = entry
+    # Ask by the requested names too: systemctl reports aliases under the canonical Id.
+    for name in units:
+        if name not in states:
+            for entry in states.values():
+                if entry.get("Id") == name or entry.get("Id") == name + ".service":
+                    states[name] = entry
+    running = command(["systemctl", "list-units", "--type=service", "--state=running", "--no-legend",
+                       "--plain", "--no-pager"])["stdout"]
+    enabled = command(["systemctl", "list-unit-files", "--state=enabled", "--no-legend", "--plain",
+                       "--no-pager"])["stdout"]
+    return {"show": states, "running": sorted(line.split()[0] for line in running.splitlines() if line.strip()),
+            "enabled": sorted(line.split()[0] for line in enabled.splitlines() if line.strip())}
+
+
+def section_accounts():
+    users = [{"name": p.pw_name, "uid": p.pw_uid, "gid": p.pw_gid, "home": p.pw_dir, "shell": p.pw_shell}
+             for p in pwd.getpwall()]
+    groups = [{"name": g.gr_name, "gid": g.gr_gid, "members": list(g.gr_mem)} for g in grp.getgrall()]
+    shadow = {}
+    with open("/etc/shadow") as handle:
+        for line in handle:
+            fields = line.rstrip("\n").split(":")
+            if len(fields) < 2:
+                continue
+            hashed = fields[1]
+            if hashed.startswith("$"):
+                scheme = "$" + hashed.split("$")[1] + "$"
+            elif hashed in ("", "!", "*", "!*", "!!"):
+                scheme = hashed or "empty"
+            else:
+                scheme = "locked" if hashed.startswith("!") else "other"
+            shadow[fields[0]] = {"scheme": scheme, "locked": hashed.startswith("!") or hashed == "*",
+                                 "max_days": fields[4] if len(fields) > 4 else ""}
+    return {"users": users, "groups": groups, "shadow": shadow}
+
+
+def section_audit():
+    status = command(["auditctl", "-s"])
+    if not status["installed"]:
+        return {"installed": False}
+    rules = command(["auditctl", "-l"])
+    values = {}
+    for line in status["stdout"].splitlines():
+        key, _, value = line.partition(" ")
+        values[key] = value.strip()
+    return {"installed": True, "status": values, "rules": rules["stdout"].splitlines()}
+
+
+def section_apparmor():
+    enabled_path = "/sys/module/apparmor/parameters/enabled"
+    enabled = read_file(enabled_path).strip() if os.path.exists(enabled_path) else "absent"
+    result = command(["aa-status", "--json"], ok=(0, 1, 2, 3, 4))
+    profiles = None
+    if result["installed"] and result["stdout"].strip().startswith("{"):
+        profiles = json.loads(result["stdout"]).get("profiles", {})
+    elif os.path.exists("/sys/kernel/security/apparmor/profiles"):
+        # Without apparmor-utils the kernel still lists "name (mode)" per loaded profile.
+        profiles = {}
+        for line in read_file("/sys/kernel/security/apparmor/profiles").splitlines():
+            name, _, mode = line.rpartition(" (")
+            if name:
+                profiles[name] = mode.rstrip(")")
+    return {"kernel_enabled": enabled, "aa_status": result["installed"], "profiles": profiles}
+
+
+def section_chrony():
+    result = command(["chronyc", "-n", "-c", "sources"], ok=(0, 1))
+    if not result["installed"]:
+        return {"installed": False}
+    sources = []
+    for line in result["stdout"].splitlines():
+        fields = line.split(",")
+        if len(fields) >= 3:
+            sources.append({"mode": fields[0], "state": fields[1], "address": fields[2]})
+    return {"installed": True, "reachable": result["rc"] == 0, "sources": sources}
+
+
+def section_special_files():
+    """setuid/setgid files, world-writable dirs without sticky bit, unowned files: one find per filesystem."""
+    skip_types = {"proc", "sysfs", "devtmpfs", "devpts", "tmpfs", "cgroup2", "cgroup", "securityfs", "debugfs",
+                  "tracefs", "pstore", "bpf", "mqueue", "hugetlbfs", "configfs", "fusectl", "autofs",
+                  "efivarfs", "binfmt_misc", "nsfs", "ramfs", "squashfs", "overlay", "nfs", "nfs4", "cifs"}
+    roots = []
+    with open("/proc/self/mounts") as handle:
+        for line in handle:
+            fields = line.split()
+            if len(fields) >= 3 and fields[2] not in skip_types and fields[1] not in roots:
+                roots.append(fields[1].replace("\\040", " "))
+    out = command(["find", *roots, "-xdev", "(", "-perm", "-4000", "-o", "-perm", "-2000", "-o",
+                   "(", "-type", "d", "-perm", "-0002", "!", "-perm", "-1000", ")", "-o", "-nouser", "-o",
+                   "-nogroup", ")", "-printf", "%m\t%U\t%G\t%u\t%g\t%y\t%p\n"], ok=(0, 1))["stdout"]
+    found = {}
+    for line in out.splitlines():
+        fields = line.split("\t", 6)
+        if len(fields) == 7:
+            found[fields[6]] = {"mode": fields[0].zfill(4), "uid": fields[1], "gid": fields[2],
+                                "owner": fields[3], "group": fields[4], "type": fields[5]}
+    return {"roots": roots, "files": found}
+
+
+def section_log_files():
+    out = command(["find", "/var/log", "-xdev", "-type", "f", "-printf", "%m\t%p\n"], ok=(0, 1))["stdout"]
+    return {line.split("\t", 1)[1]: line.split("\t", 1)[0].zfill(4) for line in out.splitlines() if "\t" in line}
+
+
+def section_block_devices():
+    result = command(["lsblk", "-J", "-p", "-o", "NAME,TYPE,FSTYPE,MOUNTPOINT"])
+    return json.loads(result["stdout"]).get("blockdevices", [])
+
+
+def section_system():
+    info = {"hostname": socket.gethostname(), "kernel": os.uname().release, "python": sys.version.split()[0],
+            "time": int(time.time()), "cmdline": read_file("/proc/cmdline").strip(),
+            "modules": sorted(line.split()[0] for line in read_file("/proc/modules").splitlines() if line)}
+    info["os_release"] = dict(
+        (line.split("=", 1)[0], line.split("=", 1)[1].strip('"'))
+        for line in read_file("/etc/os-release").splitlines() if "=" in line
+    )
+    if os.path.exists("/etc/debian_version"):
+        info["debian_version"] = read_file("/etc/debian_version").strip()
+    blocked = {}
+    for module in REQUEST.get("modprobe", []):
+        rc, out, _ = run(["modprobe", "-n", "-v", module])
+        blocked[module] = {"rc": rc, "output": out.strip()}
+    info["modprobe"] = blocked
+    return info
+
+
+def section_hashes():
+    digests = {}
+    for path in REQUEST.get("sha256", []):
+        if os.path.isfile(path):
+            with open(path, "rb") as handle:
+                digests[path] = hashlib.sha256(handle.read()).hexdigest()
+    return digests
+
+
+SECTIONS = {
+    "files": section_files, "texts": section_texts, "dirs": section_dirs, "sshd": section_sshd,
+    "sysctl": section_sysctl, "mounts": section_mounts, "nft": section_nft, "packages": section_packages,
+    "sockets": section_sockets, "units": section_units, "accounts": section_accounts, "audit": section_audit,
+    "apparmor": section_apparmor, "chrony": section_chrony, "special_files": section_special_files,
+    "log_files": section_log_files, "block_devices": section_block_devices, "system": section_system,
+    "hashes": section_hashes,
+}
+
+
+def main():
+    started = time.time()
+    errors = {}  # type: dict
+    facts = {"format": 1, "errors": errors, "request": REQUEST}
+    # find over the whole filesystem is the slowest part: start it first.
+    order = ["special_files"] + [name for name in SECTIONS if name != "special_files"]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        futures = {name: pool.submit(SECTIONS[name]) for name in order}
+        for name, future in futures.items():
+            try:
+                facts[name] = future.result()
+            except Exception as exc:  # each section fails alone; the rules needing it report an error
+                facts[name] = None
+                errors[name] = f"{type(exc).__name__}: {exc}"
+    facts["gather_seconds"] = round(time.time() - started, 3)
+    sys.stdout.write(json.dumps(facts, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()

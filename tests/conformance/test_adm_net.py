@@ -1,0 +1,178 @@
+"""SSH, administration paths and host firewall (ADM-*, NET-*, WKS-001)."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from ght_socle.conform.facts import HostFacts, fail_on, mode_exceeds
+from ght_socle.conform.parsers import Network, defaults_set, input_chains, open_ports_from, parse_sudoers, port_spec
+from ght_socle.conform.plugin import RuleContext
+
+
+def admin_networks(rule: RuleContext) -> list[Network]:
+    """Admin networks: the PSSI's (ADM-001) plus the deployment's own (inventory ``ght_admin_cidrs``)."""
+    cidrs = [*rule.param("admin_cidrs", "ADM-001"), *rule.inventory_list("ght_admin_cidrs")]
+    return [ipaddress.ip_network(c, strict=False) for c in dict.fromkeys(cidrs)]
+
+
+def firewall_problems(facts: HostFacts, rule: RuleContext, ports: set[int]) -> list[str]:
+    nft = facts.section("nft")
+    if not nft.get("installed"):
+        return ["nft is not installed: no host firewall"]
+    chains = input_chains(nft["ruleset"])
+    if not chains:
+        return ["nft list ruleset: no base chain hooked on input (ruleset empty or flushed)"]
+    return open_ports_from(chains, ports, admin_networks(rule))
+
+
+def sshd_port(facts: HostFacts) -> set[int]:
+    return {int(p) for p in facts.sshd_options().get("port", ["22"])}
+
+
+@pytest.mark.pssi("NET-004")
+def test_net_004_admin_ports_from_admin_networks_only(facts: HostFacts, pssi_rule: RuleContext) -> None:
+    fail_on(firewall_problems(facts, pssi_rule, port_spec(pssi_rule.param("admin_ports")) | sshd_port(facts)))
+
+
+@pytest.mark.pssi("NET-011")
+def test_net_011_default_drop_firewall_loaded_at_boot(facts: HostFacts, pssi_rule: RuleContext) -> None:
+    nft = facts.section("nft")
+    if not nft.get("installed"):
+        fail_on(["nft is not installed: no host firewall"])
+    chains = input_chains(nft["ruleset"])
+    problems = [f"nft {c.family} {c.table} {c.name}: input policy is {c.policy}, not drop"
+                for c in chains if c.policy != "drop"]
+    if not chains:
+        problems.append("nft list ruleset: no base chain hooked on input (ruleset empty or flushed)")
+    if not facts.unit_enabled("nftables.service"):
+        problems.append(f"{facts.unit_summary('nftables.service')}: the ruleset is not loaded at boot")
+    fail_on(problems)
+
+
+@pytest.mark.pssi("WKS-001")
+def test_wks_001_workstation_firewall(facts: HostFacts, pssi_rule: RuleContext) -> None:
+    ports = port_spec(pssi_rule.param("admin_ports", "NET-004")) | sshd_port(facts)
+    problems = firewall_problems(facts, pssi_rule, ports)
+    if not facts.unit_enabled("nftables.service"):
+        problems.append(f"{facts.unit_summary('nftables.service')}: the ruleset is not loaded at boot")
+    fail_on(problems)
+
+
+@pytest.mark.pssi("ADM-001")
+def test_adm_001_ssh_only_from_admin_networks(facts: HostFacts, pssi_rule: RuleContext) -> None:
+    fail_on(firewall_problems(facts, pssi_rule, sshd_port(facts)))
+
+
+def sshd_expect(facts: HostFacts, key: str, expected: str) -> str | None:
+    value = facts.sshd(key)
+    return None if value.lower() == expected.lower() else f"sshd -T: {key} is {value!r}, expected {expected!r}"
+
+
+def sshd_at_most(facts: HostFacts, key: str, maximum: int, minimum: int = 0) -> str | None:
+    raw = facts.sshd(key)
+    value = int(raw.rstrip("s")) if raw.rstrip("s").isdigit() else -1
+    if minimum <= value <= maximum:
+        return None
+    return f"sshd -T: {key} is {raw!r}, expected between {minimum} and {maximum}"
+
+
+@pytest.mark.pssi("ADM-002")
+def test_adm_002_bastion_hardened(facts: HostFacts, pssi_rule: RuleContext) -> None:
+    problems = [sshd_expect(facts, key, "no") for key in
+                ("x11forwarding", "allowagentforwarding", "permittunnel", "gatewayports", "allowstreamlocalforwarding")]
+    if facts.sysctl("net.ipv4.ip_forward") != "0":
+        problems.append(f"sysctl net.ipv4.ip_forward = {facts.sysctl('net.ipv4.ip_forward')}: the bastion routes")
+    admins = facts.group_members(pssi_rule.param("sudo_group", "ADM-006"))
+    allowed = set(pssi_rule.param("managed_login_users", "IAM-001")) | admins
+    service_shells = set(pssi_rule.param("service_shells", "IAM-008"))
+    for user in facts.users:
+        if user["shell"] not in service_shells and user["name"] not in allowed:
+            problems.append(f"/etc/passwd: {user['name']} has shell {user['shell']} but is not an administrator")
+    fail_on(problems)
+
+
+@pytest.mark.pssi("ADM-003")
+def test_adm_003_sshd_policy(facts: HostFacts, pssi_rule: RuleContext) -> None:
+    problems = [
+        sshd_expect(facts, "permitrootlogin", "no"),
+        sshd_expect(facts, "passwordauthentication", "no"),
+        sshd_expect(facts, "kbdinteractiveauthentication", "no"),
+        sshd_expect(facts, "permitemptypasswords", "no"),
+        sshd_expect(facts, "x11forwarding", "no"),
+        sshd_expect(facts, "allowagentforwarding", "no"),
+        sshd_expect(facts, "loglevel", "VERBOSE"),
+        sshd_at_most(facts, "maxauthtries", pssi_rule.param("max_auth_tries"), 1),
+        sshd_at_most(facts, "logingracetime", pssi_rule.param("login_grace_time"), 1),
+        sshd_at_most(facts, "clientaliveinterval", pssi_rule.param("client_alive_interval"), 1),
+        sshd_at_most(facts, "clientalivecountmax", pssi_rule.param("client_alive_count_max"), 1),
+    ]
+    groups = " ".join(facts.sshd_options().get("allowgroups", [])).split()
+    expected = pssi_rule.param("allow_groups")
+    if sorted(groups) != sorted(expected):
+        problems.append(f"sshd -T: allowgroups is {' '.join(groups) or '(unset: every account)'}, "
+                        f"expected {' '.join(expected)}")
+    fail_on(problems)
+
+
+@pytest.mark.pssi("ADM-004")
+def test_adm_004_sshd_modern_crypto(facts: HostFacts, pssi_rule: RuleContext) -> None:
+    problems = []
+    for key, param in (("kexalgorithms", "kex_algorithms"), ("ciphers", "ciphers"), ("macs", "macs")):
+        offered = facts.sshd(key).split(",")
+        extra = [a for a in offered if a not in pssi_rule.param(param)]
+        if extra:
+            problems.append(f"sshd -T: {key} offers {', '.join(extra)} (not in the allowed list)")
+    host_keys = facts.sshd_options().get("hostkey", [])
+    problems += [f"sshd -T: DSA host key {key}" for key in host_keys if "dsa" in key.rsplit("/", 1)[-1]
+                 and "ecdsa" not in key]
+    if facts.stat("/etc/ssh/ssh_host_dsa_key") is not None:
+        problems.append("/etc/ssh/ssh_host_dsa_key exists")
+    fail_on(problems)
+
+
+@pytest.mark.pssi("ADM-005")
+def test_adm_005_ssh_files_root_only(facts: HostFacts, pssi_rule: RuleContext) -> None:
+    problems = []
+    checked = {"/etc/ssh/sshd_config": facts.stat("/etc/ssh/sshd_config")}
+    checked.update({p: i for p, i in facts.stats_matching("/etc/ssh/ssh_host_").items() if p.endswith("_key")})
+    for path, info in checked.items():
+        if info is None:
+            problems.append(f"{path} is missing")
+        elif info["owner"] != "root" or mode_exceeds(info["mode"], "0600"):
+            problems.append(f"{path}: {info['owner']}:{info['group']} mode {info['mode']}, expected root-only (0600)")
+    private_keys = [p for p, i in facts.section("files").items()
+                    if i.get("exists") and "/.ssh/id_" in p and not p.endswith(".pub")]
+    problems += [f"user private key on a server: {p}" for p in private_keys]
+    fail_on(problems)
+
+
+@pytest.mark.pssi("ADM-006")
+def test_adm_006_sudo_restricted(facts: HostFacts, pssi_rule: RuleContext) -> None:
+    policy = parse_sudoers(facts.all_sudoers_lines())
+    sudo_group = "%" + pssi_rule.param("sudo_group")
+    nopasswd_allowed = set(pssi_rule.param("nopasswd_allowed"))
+    problems = []
+    missing = [d for d in pssi_rule.param("required_defaults") if d not in defaults_set(policy)]
+    if missing:
+        problems.append(f"sudoers: Defaults {', '.join(missing)} not set")
+    for path, principals, line in policy.grants:
+        for principal in principals:
+            if "NOPASSWD" in line and principal not in nopasswd_allowed:
+                problems.append(f"{path}: {line!r}: NOPASSWD for {principal}, allowed only for "
+                                f"{', '.join(sorted(nopasswd_allowed))}")
+            elif principal not in ("root", sudo_group) and principal not in nopasswd_allowed:
+                problems.append(f"{path}: {line!r}: {principal} gets sudo rights (only {sudo_group} may)")
+    fail_on(problems)
+
+
+@pytest.mark.pssi("ADM-007")
+def test_adm_007_no_legacy_admin_protocols(facts: HostFacts, pssi_rule: RuleContext) -> None:
+    installed = [p for p in pssi_rule.param("forbidden_packages") if facts.package(p)]
+    problems = [f"package {p} {facts.package(p)} installed" for p in installed]
+    legacy_ports = {"tcp": {21, 23, 512, 513, 514}, "udp": {69, 517, 518}}
+    for sock in facts.listening:
+        if sock["port"].isdigit() and int(sock["port"]) in legacy_ports.get(sock["proto"], set()):
+            problems.append(f"ss: {sock['proto']}/{sock['port']} listening on {sock['address']} {sock['process']}")
+    fail_on(problems)

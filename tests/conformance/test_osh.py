@@ -1,0 +1,196 @@
+"""Operating system hardening (OSH-*): kernel, mounts, services, setuid, sessions, file modes, AIDE."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+import pytest
+
+from ght_socle.conform.facts import HostFacts, config_lines, fail_on, mode_exceeds
+from ght_socle.conform.plugin import RuleContext
+
+
+@pytest.mark.pssi("OSH-001")
+def test_osh_001_boot_root_only(facts: HostFacts, pssi_rule: RuleContext) -> None:
+    problems = []
+    for path, maximum in (("/boot", "0700"), ("/boot/grub", "0700"), ("/boot/grub/grub.cfg", "0600")):
+        info = facts.stat(path)
+        if info is None:
+            continue  # direct kernel boot or no GRUB: nothing to protect at that path
+        if info["owner"] != "root" or mode_exceeds(info["mode"], maximum):
+            problems.append(f"{path}: {info['owner']}:{info['group']} mode {info['mode']}, expected root-only "
+                            f"({maximum})")
+    fail_on(problems)
+
+
+@pytest.mark.pssi("OSH-002")
+def test_osh_002_kernel_parameters(facts: HostFacts, pssi_rule: RuleContext) -> None:
+    ipv6_off_at_boot = "ipv6.disable=1" in facts.system["cmdline"]
+    problems = []
+    for key, expected in sorted(pssi_rule.param("sysctl").items()):
+        value = facts.sysctl(key)
+        if value is None:
+            if key.startswith("net.ipv6.") and ipv6_off_at_boot:
+                continue  # IPv6 removed at boot: stronger than disable_ipv6
+            problems.append(f"sysctl {key} is absent, expected {expected}")
+        elif value.split() != str(expected).split():
+            problems.append(f"sysctl {key} = {value}, expected {expected}")
+    fail_on(problems)
+
+
+def mount_of(facts: HostFacts, target: str) -> dict[str, str] | None:
+    for entry in facts.section("mounts")["live"]:
+        if entry.get("target") == target:
+            return entry  # type: ignore[no-any-return]
+    return None
+
+
+@pytest.mark.pssi("OSH-003")
+def test_osh_003_mount_options(facts: HostFacts, pssi_rule: RuleContext) -> None:
+    # The partition layout is made when the image is built (manual part of the rule); the host check
+    # verifies the options of every listed path that is a filesystem, and that /tmp always is one
+    # (a tmpfs is always possible).
+    problems = []
+    for target, required in sorted(pssi_rule.param("mount_options").items()):
+        entry = mount_of(facts, target)
+        if entry is None:
+            if target == "/tmp":
+                problems.append("/tmp is not a separate filesystem (a tmpfs with nosuid,nodev,noexec is expected)")
+            continue
+        options = set(str(entry.get("options", "")).split(","))
+        missing = [o for o in required if o not in options]
+        if missing:
+            problems.append(f"findmnt {target}: mounted {entry.get('options')}, missing {','.join(missing)}")
+    fail_on(problems)
+
+
+def is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return address in ("localhost",)
+
+
+@pytest.mark.pssi("OSH-004")
+def test_osh_004_listening_services(facts: HostFacts, pssi_rule: RuleContext) -> None:
+    allowed = set(pssi_rule.param_for_groups("allowed_listening"))
+    problems = []
+    for sock in facts.listening:
+        spec = f"{sock['proto']}/{sock['port']}"
+        if spec not in allowed and not is_loopback(sock["address"]):
+            problems.append(f"ss: {spec} listening on {sock['address'] or '*'} {sock['process']}".strip()
+                            + " (not declared for the host's groups)")
+    fail_on(problems)
+
+
+@pytest.mark.pssi("OSH-005")
+def test_osh_005_minimal_server_packages(facts: HostFacts, pssi_rule: RuleContext) -> None:
+    fail_on([f"package {p} {facts.package(p)} installed on a server"
+             for p in pssi_rule.param("forbidden_server_packages") if facts.package(p)])
+
+
+@pytest.mark.pssi("OSH-006")
+def test_osh_006_apparmor_enforced(facts: HostFacts, pssi_rule: RuleContext) -> None:
+    apparmor = facts.section("apparmor")
+    problems = []
+    if apparmor["kernel_enabled"] != "Y":
+        problems.append(f"/sys/module/apparmor/parameters/enabled = {apparmor['kernel_enabled']}: AppArmor off")
+    if not (facts.unit_enabled("apparmor.service") and facts.unit_active("apparmor.service")):
+        problems.append(f"{facts.unit_summary('apparmor.service')}: profiles are not loaded at boot")
+    profiles = apparmor.get("profiles") or {}
+    problems += [f"AppArmor profile {name} in {mode} mode" for name, mode in sorted(profiles.items())
+                 if mode != "enforce"]
+    fail_on(problems)
+
+
+@pytest.mark.pssi("OSH-007")
+def test_osh_007_setuid_allow_list(facts: HostFacts, pssi_rule: RuleContext) -> None:
+    allowed = set(pssi_rule.param("setuid_allowlist"))
+    problems = []
+    for path, info in sorted(facts.section("special_files")["files"].items()):
+        mode = int(info["mode"], 8)
+        if info["type"] == "f" and mode & 0o6000 and path not in allowed:
+            kind = "setuid" if mode & 0o4000 else "setgid"
+            problems.append(f"{kind} {info['owner']}:{info['group']} {info['mode']} {path} (not in the allow-list)")
+    if facts.package("pkexec") or facts.package("policykit-1"):
+        problems.append("pkexec is installed")
+    fail_on(problems)
+
+
+def profile_texts(facts: HostFacts) -> dict[str, str]:
+    texts = facts.texts_under("/etc/profile.d/")
+    for path in ("/etc/profile", "/etc/bash.bashrc"):
+        text = facts.text(path)
+        if text:
+            texts[path] = text
+    return texts
+
+
+def umask_ok(value: str, required: str) -> bool:
+    return bool(re.fullmatch(r"0?[0-7]{3}", value)) and int(value, 8) & int(required, 8) == int(required, 8)
+
+
+@pytest.mark.pssi("OSH-008")
+def test_osh_008_session_timeout_and_umask(facts: HostFacts, pssi_rule: RuleContext) -> None:
+    limit = int(pssi_rule.param("session_timeout_seconds"))
+    required_umask = str(pssi_rule.param("umask"))
+    problems = []
+    timeouts, readonly, umasks = [], False, []
+    for path, text in profile_texts(facts).items():
+        for line in config_lines(text):
+            for match in re.finditer(r"\bTMOUT=(\d+)", line):
+                timeouts.append((path, int(match.group(1))))
+            if re.search(r"\b(readonly|declare\s+-[a-z]*r[a-z]*|typeset\s+-r)\s+TMOUT\b", line):
+                readonly = True
+            match = re.match(r"^umask\s+(\d+)", line)
+            if match:
+                umasks.append((path, match.group(1)))
+    if not timeouts:
+        problems.append("no TMOUT set in /etc/profile, /etc/profile.d or /etc/bash.bashrc")
+    problems += [f"{path}: TMOUT={value}, expected 1..{limit}" for path, value in timeouts
+                 if not 0 < value <= limit]
+    if timeouts and not readonly:
+        problems.append("TMOUT is not read-only: users can unset it")
+    login_umask = facts.key_values("/etc/login.defs").get("UMASK", "")
+    if not umask_ok(login_umask, required_umask):
+        problems.append(f"/etc/login.defs: UMASK {login_umask or '(unset)'}, expected {required_umask}")
+    shell_ok = [u for u in umasks if umask_ok(u[1], required_umask)]
+    problems += [f"{path}: umask {value}, expected {required_umask}" for path, value in umasks
+                 if not umask_ok(value, required_umask)]
+    if not shell_ok:
+        problems.append(f"no 'umask {required_umask}' in the shells' profile files")
+    fail_on(problems)
+
+
+@pytest.mark.pssi("OSH-009")
+def test_osh_009_sensitive_file_modes(facts: HostFacts, pssi_rule: RuleContext) -> None:
+    problems = []
+    for path, maximum in sorted(pssi_rule.param("sensitive_file_modes").items()):
+        info = facts.stat(path)
+        if info is None:
+            problems.append(f"{path} is missing")
+        elif info["owner"] != "root" or mode_exceeds(info["mode"], maximum):
+            problems.append(f"{path}: {info['owner']}:{info['group']} mode {info['mode']}, expected root-owned, "
+                            f"at most {maximum}")
+    for path, info in sorted(facts.section("special_files")["files"].items()):
+        if info["type"] == "d" and int(info["mode"], 8) & 0o0002 and not int(info["mode"], 8) & 0o1000:
+            problems.append(f"world-writable directory without sticky bit: {path} ({info['mode']})")
+        if info["owner"] == info["uid"] or info["group"] == info["gid"]:
+            problems.append(f"file without a known owner or group: {path} ({info['uid']}:{info['gid']})")
+    fail_on(problems)
+
+
+@pytest.mark.pssi("OSH-010")
+def test_osh_010_file_integrity(facts: HostFacts, pssi_rule: RuleContext) -> None:
+    problems = []
+    if not facts.package("aide"):
+        problems.append("package aide is not installed")
+    if facts.stat("/var/lib/aide/aide.db") is None and facts.stat("/var/lib/aide/aide.db.gz") is None:
+        problems.append("no AIDE database in /var/lib/aide (aide --init never ran)")
+    timer = facts.unit("dailyaidecheck.timer")
+    cron_daily = facts.text("/etc/cron.daily/aide")
+    if not (timer.get("UnitFileState") == "enabled" or cron_daily):
+        problems.append(f"{facts.unit_summary('dailyaidecheck.timer')} and no /etc/cron.daily/aide: "
+                        "no daily integrity check")
+    fail_on(problems)
