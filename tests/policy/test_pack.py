@@ -171,3 +171,14 @@ def test_real_pack_server_analyzes_a_resource(pack_server: analyzer_pb2_grpc.Ana
 def test_real_pack_server_analyzes_the_stack(pack_server: analyzer_pb2_grpc.AnalyzerStub) -> None:
     response = pack_server.AnalyzeStack(_stack_request(), timeout=60)
     assert "net-no-world-ingress" in {d.policyName for d in response.diagnostics}
+
+
+def test_stack_config_reaches_stack_policies(pack_policies: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine passes the stack configuration in PULUMI_CONFIG; the region policy reads it."""
+    servicer = _PolicyAnalyzerServicer(PACK_NAME, "0.0.1", [pack_policies["loc-region-allowlist"]],
+                                       EnforcementLevel.ADVISORY)
+    monkeypatch.setenv("PULUMI_CONFIG", '{"openstack:region": "us-east-1"}')
+    [diagnostic] = servicer.AnalyzeStack(_stack_request(), None).diagnostics
+    assert "us-east-1" in diagnostic.message
+    monkeypatch.setenv("PULUMI_CONFIG", '{"openstack:region": "eu-fr-1"}')
+    assert list(servicer.AnalyzeStack(_stack_request(), None).diagnostics) == []
