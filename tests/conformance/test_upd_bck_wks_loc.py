@@ -217,7 +217,7 @@ def test_wks_003_usb_storage_blocked(facts: HostFacts, pssi_rule: RuleContext) -
             if len(fields) >= 3 and fields[0] == "install" and fields[2] in ("/bin/false", "/bin/true",
                                                                                "/usr/bin/false", "/usr/bin/true"):
                 install_false.add(fields[1].replace("_", "-"))
-    loaded = {m.replace("_", "-") for m in facts.system["modules"]}
+    loaded = {m.replace("_", "-") for m in facts.system["modules"] or []}  # None: no loadable modules
     problems = []
     for module in pssi_rule.param("blocked_kernel_modules"):
         name = module.replace("_", "-")

@@ -299,7 +299,9 @@ def section_block_devices():
 def section_system():
     info = {"hostname": socket.gethostname(), "kernel": os.uname().release, "python": sys.version.split()[0],
             "time": int(time.time()), "cmdline": read_file("/proc/cmdline").strip(),
-            "modules": sorted(line.split()[0] for line in read_file("/proc/modules").splitlines() if line)}
+            "modules": None}
+    if os.path.exists("/proc/modules"):  # absent on a kernel without loadable modules
+        info["modules"] = sorted(line.split()[0] for line in read_file("/proc/modules").splitlines() if line)
     info["os_release"] = dict(
         (line.split("=", 1)[0], line.split("=", 1)[1].strip('"'))
         for line in read_file("/etc/os-release").splitlines() if "=" in line
