@@ -7,6 +7,7 @@ whose rule is ``disabled`` by the GHT settings are not evaluated.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -66,6 +67,9 @@ class Finding:
     fix: str
     title: str = ""
     waiver: Waiver | None = None
+    # Words that may name the resource's declaration in the sources (role, flow id, name input),
+    # so that a code-scanning annotation lands on the line to change.
+    anchors: tuple[str, ...] = ()
 
     @property
     def waived(self) -> bool:
@@ -117,6 +121,26 @@ def stack_from_plan(plan: Plan) -> Stack:
         return candidates[0] if len(candidates) == 1 else None
 
     return Stack(resources=resources, outputs=plan.outputs, config=plan.config, resolver=resolve)
+
+
+FLOW_ID = re.compile(r"FLOW-\d+")
+
+
+def anchors_of(resource: Resource) -> tuple[str, ...]:
+    """Names under which a resource's declaration may appear in the program or its configuration."""
+    found: list[str] = []
+    for key in ("role", "hostname"):
+        value = resource.metadata.get(key)
+        if isinstance(value, str):
+            found.append(value)
+    description = resource.props.get("description")
+    if isinstance(description, str):
+        found.extend(FLOW_ID.findall(description))
+    name = resource.props.get("name")
+    if isinstance(name, str):
+        found.append(name)
+    found.append(re.sub(r"-(vm|port-[\w-]+|vol-\w+|attach-\w+|fip)$", "", resource.name))
+    return tuple(found)
 
 
 def stack_urn(project: str, stack: str) -> str:
@@ -172,7 +196,7 @@ def evaluate(stack: Stack, catalog: Catalog, *, project: str = "project", stack_
                 resource_name=target.name if target else f"{project}-{stack_name}",
                 urn=target.urn if target else root_urn,
                 message=violation.message, fix=violation.fix or effective.rule.remediation,
-                title=effective.rule.title,
+                title=effective.rule.title, anchors=anchors_of(target) if target else (),
             ))
     findings.sort(key=lambda f: (f.rule_id, f.policy, f.resource_name, f.message))
     return CheckResult(findings=findings, policies=evaluated, resource_count=len(stack.resources), skipped=skipped,

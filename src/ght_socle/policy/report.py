@@ -44,15 +44,15 @@ class SourceFiles:
             return resolved.as_uri()
 
     def locate(self, finding: Finding) -> tuple[Path, int] | None:
-        """The first line naming the resource (or its role, without the host index), else line 1 of the program."""
-        candidates = [finding.resource_name, re.sub(r"-\d+$", "", finding.resource_name)]
-        candidates += [c.rsplit("-", 1)[0] for c in candidates if "-" in c]
-        for name in candidates:
+        """The first line naming the resource, or what declares it (its role, its flow id), else line 1."""
+        candidates = [finding.resource_name, *finding.anchors]
+        for name in dict.fromkeys(candidates):
             if len(name) < 3:
                 continue
+            pattern = re.compile(rf"(?<![\w-]){re.escape(name)}(?![\w-])")
             for path in self.files:
                 for number, line in enumerate(self._read(path), start=1):
-                    if name in line:
+                    if pattern.search(line):
                         return path, number
         existing = [p for p in self.files if p.exists()]
         return (existing[-1], 1) if existing else None
