@@ -128,6 +128,10 @@ def test_security_groups_come_from_the_flow_matrix(plan: Plan) -> None:
     assert all(g.inputs["deleteDefaultRules"] is True and g.inputs["name"] != "default" for g in groups)
     rules = plan.of_type(SECGROUP_RULE)
     assert rules
+    (network,) = plan.of_type("ght:network:ZonedNetwork")
+    matrix = network.inputs["flows"]
+    # Every flow of the matrix produced rules, and every rule names a flow of the matrix.
+    assert {r.inputs["description"].split(":")[0] for r in rules} == set(matrix)
     for rule in rules:
         assert re.match(r"^FLOW-\d{3}: ", rule.inputs["description"]), rule.name
         assert rule.inputs["protocol"] in ("tcp", "udp")

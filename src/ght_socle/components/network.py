@@ -61,7 +61,10 @@ class ZonedNetwork(GhtComponent):
     TYPE = "ght:network:ZonedNetwork"
 
     def __init__(self, name: str, args: ZonedNetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__(self.TYPE, name, {"environment": args.environment, "zones": dict(args.zones)}, opts)
+        # The flow matrix rides on the component's inputs, so the plan (and the policies) see it whole.
+        props = {"environment": args.environment, "zones": dict(args.zones),
+                 "flows": {flow_id: flow.model_dump() for flow_id, flow in args.flows.items()}}
+        super().__init__(self.TYPE, name, props, opts)
         self.args = args
         self.networks: dict[str, openstack.networking.Network] = {}
         self.subnets: dict[str, openstack.networking.Subnet] = {}
