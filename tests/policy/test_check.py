@@ -276,3 +276,27 @@ def test_secure_config_values_count_as_secrets(tmp_path: Path, capsys: pytest.Ca
     code, out, _ = run_check(capsys, "--program", str(program), "--format", "json")
     assert code == 1
     assert {f["policy"] for f in json.loads(out)} == {"net-vpn-psk-secret", "sto-secret-inputs-are-secret"}
+
+
+def test_sarif_points_at_the_configuration_line_declaring_the_role(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    body = """\
+        import json
+        import pulumi
+        import pulumi_openstack as openstack
+
+        roles = json.loads(pulumi.Config().require("roles"))
+        for role, spec in roles.items():
+            openstack.compute.Instance(f"{role}-01-vm", image_name="debian-12-ght-golden", admin_pass="x",
+                                       metadata={"role": role, "zone": spec["zone"]})
+        """
+    config = ("config:\n  openstack:region: eu-fr-1\n"
+              "  openstack:authUrl: https://identity.eu-fr-1.cloud.example.eu:5000/v3\n"
+              "  broken:roles:\n    viewer_gateway:\n      zone: hds-app\n")
+    program = _program(tmp_path, body, config=config)
+    code, out, _ = run_check(capsys, "--program", str(program), "--format", "sarif")
+    results = [r for r in json.loads(out)["runs"][0]["results"] if r["ruleId"] == "CMP-002/cmp-no-admin-pass"]
+    assert code == 1 and len(results) == 1
+    location = results[0]["locations"][0]["physicalLocation"]
+    assert location["artifactLocation"]["uri"].endswith("Pulumi.dev.yaml")
+    assert location["region"]["startLine"] == 5  # "    viewer_gateway:"
