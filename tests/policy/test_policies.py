@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 import pytest
-from cases import CASES, Case
+from policy_cases import CASES, Case
 
 from ght_socle.catalog import Catalog
 from ght_socle.policy.engine import check_plan

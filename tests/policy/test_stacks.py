@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 
 import pytest
-from conftest import PROJECT_STACKS
+from policy_builders import PROJECT_STACKS
 
 from ght_socle.catalog import Catalog
 from ght_socle.plan_model import Plan

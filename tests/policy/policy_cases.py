@@ -6,7 +6,7 @@ import base64
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from builders import (
+from policy_builders import (
     FULL_METADATA,
     instance,
     network,

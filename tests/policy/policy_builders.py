@@ -8,6 +8,7 @@ from ght_socle.plan_model import Plan, PlannedResource
 from ght_socle.policy import helpers as t
 from ght_socle.policy.engine import mock_resource_id
 
+PROJECT_STACKS = ("lab", "preprod", "prod")
 FULL_METADATA = {"zone": "hds-app", "data_class": "hds", "tier": "t1", "owner": "dsi", "backup_policy": "daily-30d",
                  "criticality": "standard"}
 
