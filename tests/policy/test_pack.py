@@ -182,3 +182,14 @@ def test_stack_config_reaches_stack_policies(pack_policies: dict[str, Any], monk
     assert "us-east-1" in diagnostic.message
     monkeypatch.setenv("PULUMI_CONFIG", '{"openstack:region": "eu-fr-1"}')
     assert list(servicer.AnalyzeStack(_stack_request(), None).diagnostics) == []
+
+
+def test_pack_project_file_runs_python_in_the_project_venv() -> None:
+    import yaml
+
+    project = yaml.safe_load((ROOT / "policies" / "PulumiPolicy.yaml").read_text())
+    assert project["runtime"]["name"] == "python" and project["version"]
+    venv = ROOT / "policies" / project["runtime"]["options"]["virtualenv"]
+    done = subprocess.run([str(venv / "bin" / "python"), "-c", "import pulumi_policy, ght_socle.policy.pack"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
