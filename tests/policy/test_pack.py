@@ -193,3 +193,11 @@ def test_pack_project_file_runs_python_in_the_project_venv() -> None:
     done = subprocess.run([str(venv / "bin" / "python"), "-c", "import pulumi_policy, ght_socle.policy.pack"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_new_security_groups_of_a_port_are_not_unknown_errors(pack_policies: dict[str, Any]) -> None:
+    """In preview a new group's ID is unknown: the port still counts as having its own groups."""
+    unknown = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the engine's marker of a value unknown in preview
+    policy = pack_policies["net-no-default-secgroup"]
+    assert _validate(policy, t.PORT, {"networkId": unknown, "securityGroupIds": [unknown]}) == []
+    assert _validate(policy, t.PORT, {"networkId": unknown})

@@ -53,6 +53,19 @@ class Resource:
         except UNKNOWN_VALUE_ERRORS:
             return None
 
+    def known_items(self, key: str) -> list[Any]:
+        """The items of a list property that are known now (IDs of new resources are not, in preview)."""
+        items: list[Any] = []
+        value = self.known(key)
+        if not isinstance(value, Sequence) or isinstance(value, (str, bytes)):
+            return items
+        for index in range(len(value)):
+            try:
+                items.append(value[index])
+            except UNKNOWN_VALUE_ERRORS:
+                continue
+        return items
+
     def present(self, key: str) -> bool:
         """Whether ``key`` is set, possibly to a value known only after deployment."""
         try:

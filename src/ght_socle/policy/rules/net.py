@@ -124,10 +124,10 @@ def net_no_default_secgroup(resource: Resource, ctx: PolicyContext) -> Iterator[
         if resource.get("portSecurityEnabled") is False:
             yield Violation("disables port security: no security group filters this port")
             return
-        groups = [str(g) for g in resource.get("securityGroupIds", []) or []]
+        groups = [str(g) for g in resource.known_items("securityGroupIds")]
         if "default" in groups:
             yield Violation("uses the 'default' security group")
-        elif not groups:
+        elif not resource.present("securityGroupIds"):
             yield Violation("has no securityGroupIds: OpenStack applies the 'default' group")
 
 
