@@ -213,7 +213,7 @@ def _pydantic_error(error: ValidationError, file: Path, rules_raw: list[Any] | N
     return ConfigError(message, file=file, where=", ".join(where_parts) or None)
 
 
-def load_yaml(path: Path) -> Any:
+def load_yaml(path: Path, loader: type[yaml.SafeLoader] = yaml.SafeLoader) -> Any:
     """Read YAML with a one-line error on a missing file or broken syntax."""
     try:
         text = path.read_text(encoding="utf-8")
@@ -222,7 +222,7 @@ def load_yaml(path: Path) -> Any:
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror}", file=path) from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=loader)  # a SafeLoader subclass: no arbitrary objects
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or "invalid YAML"

@@ -1,0 +1,181 @@
+"""Benchmark of ``socle conform`` on the running lab (real QEMU VMs under TCG).
+
+In one run, on the same lab:
+
+1. the full conformance suite on one host (wall time, remote commands per host);
+2. the full suite on the whole fleet, hosts in parallel;
+3. the naive testinfra pattern on the same host: one remote command per check (ssh backend with
+   connection sharing, its best case), covering the same ground (sysctl keys, file modes,
+   packages, services, sshd options, mount options, all read from the catalog parameters);
+4. ``lynis audit system --quick`` on the same host (the controller's lynis, copied to the VM for
+   the run and removed afterwards, so nothing is installed on the host).
+
+Targets: one host under 15 s under TCG and at least 5x faster than the naive pattern.
+
+    socle lab up && .venv/bin/python bench/conform.py [--host app-01] [--skip-lynis]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from ght_socle.catalog import Catalog, default_catalog
+from ght_socle.conform.inventory import Inventory, load_inventory
+from ght_socle.conform.runner import RunOptions, build_report, run_suites
+
+TARGET_ONE_HOST_SECONDS = 15.0
+TARGET_SPEEDUP = 5.0
+LYNIS_FILES = ("/usr/sbin/lynis", "/usr/share/lynis/include", "/usr/share/lynis/db", "/etc/lynis/default.prf",
+               "/etc/lynis/plugins")
+
+
+def lab_inventory() -> Path:
+    status = subprocess.run([sys.executable, "-m", "ght_socle.cli", "lab", "status", "--format", "json"],
+                            capture_output=True, text=True, check=False)
+    if status.returncode != 0:
+        raise SystemExit(f"the lab is not running (socle lab status exit {status.returncode}): socle lab up first")
+    return Path(json.loads(status.stdout)["inventory"])
+
+
+def run_conform(catalog: Catalog, inventory: Inventory, hosts: list[str]) -> dict[str, object]:
+    started = time.perf_counter()
+    document, _ = run_suites(inventory, RunOptions(hosts=hosts, workers=len(hosts)))
+    seconds = time.perf_counter() - started
+    report = build_report(catalog, inventory, hosts, document, seconds, None, str(inventory.directory))
+    return {"seconds": seconds, "counts": report.counts(),
+            "remote_commands": {h: info.remote_commands for h, info in report.hosts.items()},
+            "checks": sum(1 for r in report.results if r.status != "not-applicable")}
+
+
+def naive_checks(catalog: Catalog) -> list[tuple[str, str]]:
+    """(kind, argument) pairs: what the suite verifies, one testinfra call (one command) each."""
+    checks: list[tuple[str, str]] = []
+    checks += [("sysctl", key) for key in sorted(catalog.param("OSH-002", "sysctl"))]
+    checks += [("file_mode", path) for path in sorted(catalog.param("OSH-009", "sensitive_file_modes"))]
+    checks += [("package_absent", name) for name in sorted(catalog.param("ADM-007", "forbidden_packages"))]
+    checks += [("package_absent", name) for name in sorted(catalog.param("OSH-005", "forbidden_server_packages"))]
+    checks += [("service", name) for name in ("ssh", "auditd", "chrony", "rsyslog", "nftables", "apparmor",
+                                                 "unattended-upgrades", "cron")]
+    checks += [("sshd", key) for key in ("permitrootlogin", "passwordauthentication", "maxauthtries",
+                                         "logingracetime", "clientaliveinterval", "clientalivecountmax",
+                                         "allowgroups", "ciphers", "macs", "kexalgorithms", "x11forwarding",
+                                         "permitemptypasswords")]
+    checks += [("mount", target) for target in sorted(catalog.param("OSH-003", "mount_options"))]
+    return checks
+
+
+NAIVE_TEST = '''
+import pytest
+
+CHECKS = {checks!r}
+
+
+@pytest.mark.parametrize(("kind", "arg"), CHECKS)
+def test_naive(host, kind, arg):
+    if kind == "sysctl":
+        assert host.sysctl(arg) is not None
+    elif kind == "file_mode":
+        assert host.file(arg).mode & 0o007 == 0
+    elif kind == "package_absent":
+        assert not host.package(arg).is_installed
+    elif kind == "service":
+        assert host.service(arg).is_running
+    elif kind == "sshd":
+        assert host.run("sshd -T | grep -i '^%s '" % arg).rc == 0
+    elif kind == "mount":
+        assert "nodev" in host.mount_point(arg).options
+'''
+
+
+def run_naive(inventory: Inventory, host: str, checks: list[tuple[str, str]]) -> dict[str, object]:
+    with tempfile.TemporaryDirectory(prefix="bench-naive-") as tmp:
+        test_file = Path(tmp) / "test_naive.py"
+        test_file.write_text(NAIVE_TEST.format(checks=checks), encoding="utf-8")
+        control = Path(tmp) / "cm-%C"
+        argv = [sys.executable, "-m", "pytest", str(test_file), "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+                "--rootdir", tmp, "-o", "addopts=", f"--hosts=ssh://{host}", f"--ssh-config={inventory.ssh_config}",
+                "--sudo", f"--ssh-extra-args=-o ControlPath={control}"]
+        started = time.perf_counter()
+        completed = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=tmp)
+        seconds = time.perf_counter() - started
+        subprocess.run(["ssh", "-F", str(inventory.ssh_config), "-o", f"ControlPath={control}", "-O", "exit", host],
+                       capture_output=True, check=False)
+    tail = completed.stdout.strip().splitlines()[-1:] or [completed.stderr.strip()[-200:]]
+    if completed.returncode not in (0, 1):
+        raise SystemExit(f"naive testinfra run failed (pytest exit {completed.returncode}): {tail[0]}")
+    return {"seconds": seconds, "checks": len(checks), "outcome": tail[0]}
+
+
+def run_lynis(inventory: Inventory, host: str) -> dict[str, object]:
+    """Copy the controller's lynis to a root-only directory of the VM, run it, remove it."""
+    remote_dir = "/root/.bench-lynis"
+    ssh = ["ssh", "-F", str(inventory.ssh_config), "-o", "BatchMode=yes", host]
+    with tempfile.TemporaryDirectory(prefix="bench-lynis-") as tmp:
+        bundle = Path(tmp) / "lynis"
+        bundle.mkdir()
+        for source in LYNIS_FILES:
+            subprocess.run(["cp", "-a", source, str(bundle)], check=True)
+        archive = subprocess.run(["tar", "-C", str(bundle), "-czf", "-", "."], capture_output=True, check=True).stdout
+    unpack = (f"rm -rf {remote_dir} && mkdir -m 700 {remote_dir} && tar -C {remote_dir} -xzf - "
+              f"&& chown -R root:root {remote_dir}")
+    install = f"sudo -n sh -c {shlex.quote(unpack)}"
+    subprocess.run([*ssh, install], input=archive, capture_output=True, check=True)
+    run = (f"cd {remote_dir} && sh ./lynis audit system --quick --no-colors --no-log "
+           f"--profile {remote_dir}/default.prf >/dev/null 2>&1; echo rc=$?")
+    started = time.perf_counter()
+    completed = subprocess.run([*ssh, f"sudo -n sh -c {shlex.quote(run)}"], capture_output=True, text=True,
+                               check=False)
+    seconds = time.perf_counter() - started
+    subprocess.run([*ssh, f"sudo -n rm -rf {remote_dir}"], capture_output=True, check=False)
+    return {"seconds": seconds, "outcome": completed.stdout.strip() or completed.stderr.strip()[-200:]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--inventory", type=Path, help="inventory directory (default: the running lab's)")
+    parser.add_argument("--host", help="host of the one-host runs (default: the first dpi_app host)")
+    parser.add_argument("--skip-lynis", action="store_true")
+    args = parser.parse_args(argv)
+
+    catalog = default_catalog()
+    inventory = load_inventory(args.inventory or lab_inventory())
+    hosts = sorted(inventory.hosts)
+    host = args.host or next((h for h in hosts if "dpi_app" in inventory.hosts[h].groups), hosts[0])
+    os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")
+
+    print(f"socle conform, one host ({host}) ...", file=sys.stderr, flush=True)
+    one = run_conform(catalog, inventory, [host])
+    print(f"socle conform, fleet ({len(hosts)} hosts) ...", file=sys.stderr, flush=True)
+    fleet = run_conform(catalog, inventory, hosts)
+    checks = naive_checks(catalog)
+    print(f"naive testinfra, {len(checks)} checks on {host} ...", file=sys.stderr, flush=True)
+    naive = run_naive(inventory, host, checks)
+    lynis = None if args.skip_lynis else run_lynis(inventory, host)
+
+    one_seconds = float(one["seconds"])  # type: ignore[arg-type]
+    naive_seconds = float(naive["seconds"])  # type: ignore[arg-type]
+    speedup = naive_seconds / one_seconds
+    print(f"\nsocle conform, one host ({host}): {one_seconds:.1f} s, {one['checks']} applicable rule checks, "
+          f"remote commands {one['remote_commands']}, results {one['counts']}")
+    print(f"socle conform, fleet of {len(hosts)}: {float(fleet['seconds']):.1f} s "  # type: ignore[arg-type]
+          f"(remote commands per host {fleet['remote_commands']}), results {fleet['counts']}")
+    print(f"naive testinfra (one remote command per check, ssh + ControlPath): {naive_seconds:.1f} s for "
+          f"{naive['checks']} checks ({naive['outcome']})")
+    if lynis is not None:
+        print(f"lynis audit system --quick on {host}: {float(lynis['seconds']):.1f} s "  # type: ignore[arg-type]
+              f"({lynis['outcome']})")
+    print(f"speed-up over naive: {speedup:.1f}x (target >= {TARGET_SPEEDUP:.0f}x); one host "
+          f"{'within' if one_seconds < TARGET_ONE_HOST_SECONDS else 'OVER'} the {TARGET_ONE_HOST_SECONDS:.0f} s target")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
