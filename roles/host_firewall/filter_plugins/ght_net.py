@@ -22,16 +22,20 @@ def ip_in_any(address: str, networks: list[str]) -> bool:
 
 
 def ip_family(networks: list[str], family: int) -> list[str]:
-    """The entries of ``networks`` of IP version ``family`` (4 or 6), normalised."""
-    selected = []
+    """The entries of ``networks`` of IP version ``family`` (4 or 6), merged.
+
+    nftables interval sets refuse overlapping elements (an address inside a listed network), so
+    the list is collapsed: 10.40.1.0/24 and 10.40.1.10 give 10.40.1.0/24.
+    """
+    selected: list[Any] = []
     for network in networks:
         try:
             parsed = ipaddress.ip_network(str(network), strict=False)
         except ValueError:
             continue
         if parsed.version == family:
-            selected.append(str(parsed))
-    return sorted(set(selected))
+            selected.append(parsed)
+    return [str(n) for n in ipaddress.collapse_addresses(selected)]
 
 
 class FilterModule:
