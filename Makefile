@@ -14,7 +14,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 # Debian packages the lab and the roles' tooling need (installed only when missing).
 APT_PACKAGES := qemu-system-x86 qemu-utils debootstrap openssh-client iproute2 e2fsprogs \
-                cpio zstd lynis
+                cpio zstd lynis genisoimage nftables
 
 .PHONY: all deps venv apt lint test test-fast check-fast test-lab demo clean distclean
 

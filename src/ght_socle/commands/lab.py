@@ -1,16 +1,106 @@
-"""`socle lab` (not implemented yet: owned by its own issue)."""
+"""`socle lab`: the local lab, a real fleet of Debian 12 VMs under QEMU standing in for the base.
+
+``up`` boots one VM per instance the ``lab`` stack declares (same names, zones, groups and
+cloud-init user-data), ``status`` says which run, ``ssh`` opens a session or runs a command through
+the bastion, ``inventory`` rewrites the Ansible inventory, ``down`` removes everything ``up`` made.
+"""
 
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
 
-from ght_socle.errors import SocleError
+from ght_socle.lab import manager
+from ght_socle.output import add_format_option, print_json, progress, table
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("lab", help="(not implemented yet)")
-    parser.set_defaults(handler=run)
+    parser = sub.add_parser(
+        "lab", help="boot, inspect and remove the local lab (QEMU VMs of the lab stack)",
+        description="The local lab: one QEMU VM per instance of the `lab` stack, zones as separate L2 "
+                    "segments behind a filtering router, only the bastion reachable (127.0.0.1). State in "
+                    "$SOCLE_STATE/lab (default .socle/lab); set SOCLE_STATE to run a second lab beside the first.")
+    actions = parser.add_subparsers(dest="lab_action", metavar="ACTION")
+    actions.required = True
+
+    up = actions.add_parser("up", help="build/reuse the golden image and boot the lab (idempotent)")
+    up.add_argument("--ssh-port", type=int, default=None,
+                    help="port on 127.0.0.1 forwarded to the bastion's SSH (default: a free port)")
+    up.add_argument("--hosts", default=None, metavar="NAME[,NAME...]",
+                    help="boot only these instances of the lab stack (the bastion always comes too)")
+    up.set_defaults(handler=_up)
+
+    status = actions.add_parser("status", help="running / crashed / stopped per VM (exit 1 if any is not running)")
+    add_format_option(status)
+    status.set_defaults(handler=_status)
+
+    ssh = actions.add_parser("ssh", help="ssh to a lab VM through the bastion: socle lab ssh NAME [-- COMMAND]")
+    ssh.add_argument("name", help="VM name (e.g. app-01)")
+    ssh.add_argument("remote_command", nargs=argparse.REMAINDER, help="command to run (after --)")
+    ssh.set_defaults(handler=_ssh)
+
+    inventory = actions.add_parser("inventory", help="rewrite the lab inventory (hosts.yml, ssh_config, known_hosts)")
+    inventory.set_defaults(handler=_inventory)
+
+    down = actions.add_parser("down", help="stop every lab VM and remove overlays, seeds, network and state")
+    down.set_defaults(handler=_down)
 
 
-def run(args: argparse.Namespace) -> int:
-    raise SocleError("socle lab is not implemented yet")
+def _terminate(signum: int, _frame: object) -> None:
+    # A terminated `up` must clean what it started, as an interrupted one does.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _up(args: argparse.Namespace) -> int:
+    signal.signal(signal.SIGTERM, _terminate)
+    only = [name.strip() for name in args.hosts.split(",") if name.strip()] if args.hosts else None
+    state = manager.up(progress, ssh_port=args.ssh_port, only=only)
+    fleet = state.fleet_model()
+    inventory = manager.inventory_dir()
+    print(f"lab up: {len(fleet.hosts)} VMs ({state.accelerator.upper()}), bastion {fleet.bastion} on "
+          f"127.0.0.1:{state.ssh_port}")
+    table(([h.name, h.zone, ", ".join(h.addresses.values()), ", ".join(h.groups[:3])] for h in fleet.hosts),
+          ["name", "zone", "addresses", "groups"])
+    other = next((h.name for h in fleet.hosts if not h.is_bastion), fleet.bastion)
+    print(f"\ninventory: {inventory}")
+    print(f"ssh:       socle lab ssh {other} -- uname -a    (or ssh -F {inventory / 'ssh_config'} {other})")
+    print(f"next:      socle harden --inventory {inventory}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    state = manager.require_state()
+    rows = manager.status(state)
+    if args.format == "json":
+        print_json({"namespace": state.namespace, "accelerator": state.accelerator, "ssh_port": state.ssh_port,
+                    "inventory": str(manager.inventory_dir()), "vms": rows})
+    else:
+        table(([r["name"], r["zone"], ", ".join(r["addresses"].values()), r["status"], r["pid"] or "-"]
+               for r in rows), ["name", "zone", "addresses", "status", "pid"])
+        not_running = [r["name"] for r in rows if r["status"] != "running"]
+        if not_running:
+            print(f"\n{len(not_running)} VM(s) not running: `socle lab up` restarts them", file=sys.stderr)
+    return 0 if all(r["status"] == "running" for r in rows) else 1
+
+
+def _ssh(args: argparse.Namespace) -> int:
+    command = list(args.remote_command)
+    if command and command[0] == "--":
+        command = command[1:]
+    return manager.ssh(manager.require_state(), args.name, command)
+
+
+def _inventory(args: argparse.Namespace) -> int:
+    target = manager.write_inventory(manager.require_state())
+    print(f"lab inventory written to {target} (hosts.yml, ssh_config, known_hosts)")
+    print(f"next: socle harden --inventory {target}")
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    if manager.down(progress):
+        print("lab down: every VM stopped, overlays, seeds, network namespace and state removed")
+    else:
+        print("no lab to take down")
+    return 0

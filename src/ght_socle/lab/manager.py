@@ -1,0 +1,418 @@
+"""``socle lab`` operations: up, status, ssh, inventory, down.
+
+State lives in ``<state dir>/lab/`` (``$SOCLE_STATE`` moves it, so a second lab can run beside the
+first): ``lab.json`` (fleet, pids, port, namespace), ``ssh/`` (admin key), ``vms/<name>/`` (qcow2
+overlays, NoCloud seed, console log, QEMU pid file and log). ``down`` removes all of it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import ipaddress
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ght_socle import paths
+from ght_socle.errors import SocleError
+from ght_socle.lab import access, network, seed, vm
+from ght_socle.lab.fleet import ADMIN_KEYS_CONFIG, Fleet, Flow, Host, Zone, fleet_from_plan
+from ght_socle.lab.image import GoldenImage, Recipe, ensure_image
+from ght_socle.lab.tools import require_tools, run
+
+LAB_STACK = "lab"
+VM_MEMORY_MB = 1024
+VM_VCPUS = 1
+SSH_WAIT_SECONDS = 900.0
+STATE_FILE = "lab.json"
+GENERATED_INVENTORY_FILES = ("hosts.yml", "ssh_config", "known_hosts")
+Progress = Callable[[str], None]
+
+
+def lab_state_dir() -> Path:
+    return paths.state_dir() / "lab"
+
+
+def inventory_dir() -> Path:
+    """Where the lab inventory goes: ``$SOCLE_LAB_INVENTORY``, else ``inventories/lab`` for the project's
+    own lab, else ``<state>/lab/inventory`` (a second lab never overwrites the first one's inventory)."""
+    env = os.environ.get("SOCLE_LAB_INVENTORY")
+    if env:
+        return Path(env).resolve()
+    if "SOCLE_STATE" not in os.environ:
+        return paths.inventories_dir() / "lab"
+    return lab_state_dir() / "inventory"
+
+
+@dataclass
+class VmState:
+    name: str
+    index: int
+    pid: int = 0
+    started_at: float = 0.0
+    host_keys: list[str] = field(default_factory=list)
+    ready_seconds: float | None = None  # start -> SSH answering, measured by `up`
+
+
+@dataclass
+class LabState:
+    directory: Path
+    namespace: str
+    lab_id: str
+    image: str
+    accelerator: str
+    ssh_port: int
+    fleet: dict[str, Any]
+    vms: dict[str, VmState]
+    created_at: float
+
+    @property
+    def file(self) -> Path:
+        return self.directory / STATE_FILE
+
+    def save(self) -> None:
+        data = {k: v for k, v in asdict(self).items() if k != "directory"}
+        temporary = self.file.with_suffix(".tmp")
+        temporary.write_text(json.dumps(data, indent=2, default=str) + "\n")
+        temporary.replace(self.file)
+
+    @classmethod
+    def load(cls, directory: Path) -> LabState | None:
+        file = directory / STATE_FILE
+        if not file.exists():
+            return None
+        try:
+            data = json.loads(file.read_text())
+            vms = {name: VmState(**raw) for name, raw in data.pop("vms").items()}
+            return cls(directory=directory, vms=vms, **data)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise SocleError(f"unreadable lab state ({exc}); remove it with `socle lab down`", file=file) from None
+
+    def fleet_model(self) -> Fleet:
+        return fleet_from_json(self.fleet)
+
+    def vm_dir(self, name: str) -> Path:
+        return self.directory / "vms" / name
+
+    @property
+    def key(self) -> Path:
+        return self.directory / "ssh" / "id_ed25519"
+
+    @property
+    def marker(self) -> str:
+        """A string every QEMU of this lab has on its command line (its state directory)."""
+        return str(self.directory / "vms") + "/"
+
+
+def fleet_to_json(fleet: Fleet) -> dict[str, Any]:
+    return {"hosts": [asdict(h) for h in fleet.hosts],
+            "zones": {name: str(zone.cidr) for name, zone in fleet.zones.items()},
+            "flows": [asdict(f) for f in fleet.flows], "outputs": fleet.outputs, "bastion": fleet.bastion}
+
+
+def fleet_from_json(data: dict[str, Any]) -> Fleet:
+    hosts = [Host(**{**h, "groups": tuple(h["groups"])}) for h in data["hosts"]]
+    zones = {name: Zone(name, ipaddress.IPv4Network(cidr)) for name, cidr in data["zones"].items()}
+    flows = [Flow(**{**f, "sources": tuple(f["sources"]), "destinations": tuple(f["destinations"])})
+             for f in data["flows"]]
+    return Fleet(hosts=hosts, zones=zones, flows=flows, outputs=data["outputs"], bastion=data["bastion"])
+
+
+@contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """One lab command at a time per state directory."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with (directory / ".lock").open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SocleError("another `socle lab` command is running on this lab", file=directory) from None
+        yield
+
+
+# --- planning -----------------------------------------------------------------------------------------
+
+def plan_fleet(admin_public_key: str) -> Fleet:
+    """The ``lab`` stack's offline plan, with the lab's admin key handed to the stack's user-data."""
+    from ght_socle.plan import run_plan  # imported here: loading Pulumi costs a second
+
+    plan = run_plan(stack=LAB_STACK, config_overrides={ADMIN_KEYS_CONFIG: [admin_public_key]})
+    return fleet_from_plan(plan)
+
+
+# --- up -------------------------------------------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _check_port_free(port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise SocleError(f"port 127.0.0.1:{port} (bastion SSH) is already in use: free it or pick another "
+                             "with --ssh-port", where="lab") from None
+
+
+def vm_status(state: LabState, name: str) -> str:
+    """running | crashed | stopped (the guest powered itself off)."""
+    entry = state.vms[name]
+    if entry.pid and vm.is_our_qemu(entry.pid, state.marker):
+        return "running"
+    console = state.vm_dir(name) / "console.log"
+    try:
+        tail = console.read_bytes()[-4000:].decode(errors="replace")
+    except OSError:
+        tail = ""
+    if "reboot: Power down" in tail or "reboot: System halted" in tail:
+        return "stopped"
+    return "crashed"
+
+
+def up(progress: Progress, ssh_port: int | None = None, only: list[str] | None = None,
+       fleet: Fleet | None = None, recipe: Recipe | None = None) -> LabState:
+    """Boot the lab (or the VMs of it that are not running); return its state once every VM answers SSH.
+
+    ``only`` boots a subset of the stack's instances (the bastion is always included); it applies
+    when the lab is created, a running lab keeps its fleet.
+    """
+    require_tools("qemu-system-x86_64", "qemu-img", "ip", "nft", "genisoimage", "ssh", "ssh-keygen")
+    directory = lab_state_dir()
+    with _locked(directory):
+        state = LabState.load(directory)
+        key = access.ensure_admin_key(directory / "ssh")
+        if state is None:
+            if fleet is None:
+                progress("planning the lab stack (offline plan)")
+                fleet = plan_fleet(access.public_key(key))
+            if only:
+                fleet = fleet.subset(only)
+            progress(f"lab fleet: {', '.join(h.name for h in fleet.hosts)}")
+            image = ensure_image(recipe, progress=progress)
+            accelerator = vm.choose_accelerator(image.kernel)
+            if ssh_port is not None:
+                _check_port_free(ssh_port)
+            state = LabState(directory=directory, namespace=network.namespace_name(directory),
+                             lab_id=network.lab_id(directory), image=str(image.directory), accelerator=accelerator,
+                             ssh_port=ssh_port or _free_port(), fleet=fleet_to_json(fleet),
+                             vms={h.name: VmState(h.name, i) for i, h in enumerate(fleet.hosts)},
+                             created_at=time.time())
+            state.save()
+        image = GoldenImage(Path(state.image), recipe or Recipe())
+        if not image.is_complete():
+            raise SocleError(f"the lab's golden image {image.directory} is gone: run `socle lab down` then "
+                             "`socle lab up`", where="lab")
+        to_start = [name for name in state.vms if vm_status(state, name) != "running"]
+        if not to_start:
+            progress("every lab VM is already running")
+        started: list[str] = []
+        created_network = not network.namespace_exists(state.namespace)
+        try:
+            fleet_model = state.fleet_model()
+            bridges = network.create_network(state.namespace, fleet_model)
+            if state.vms and fleet_model.bastion in to_start:
+                _check_port_free(state.ssh_port)
+            progress(f"starting {len(to_start)} VM(s) under {state.accelerator.upper()} "
+                     f"({VM_VCPUS} vCPU, {VM_MEMORY_MB} MB each)" if to_start else "checking SSH on every VM")
+            for name in to_start:
+                _start_vm(state, fleet_model, image, bridges, name)
+                started.append(name)
+                state.save()
+            _wait_for_ssh(state, fleet_model, progress)
+            write_inventory(state)
+        except BaseException:
+            progress("lab up failed: stopping what this run started")
+            for name in started:
+                vm.stop(state.vms[name].pid, state.marker)
+            if all(vm_status(state, name) != "running" for name in state.vms):
+                _remove_everything(state)
+            elif created_network:
+                pass  # VMs of an earlier run still use it
+            raise
+        return state
+
+
+def _start_vm(state: LabState, fleet: Fleet, image: GoldenImage, bridges: dict[str, str], name: str) -> None:
+    host = fleet.host(name)
+    entry = state.vms[name]
+    directory = state.vm_dir(name)
+    directory.mkdir(parents=True, exist_ok=True)
+    overlays = []
+    for fs in image.recipe.layout:
+        overlay = directory / f"{fs.label}.qcow2"
+        if not overlay.exists():  # a restarted VM keeps its disks
+            run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", image.disk(fs), "-F", "raw", overlay],
+                what=f"create the {fs.mountpoint} overlay of {name}")
+        overlays.append(overlay)
+    zone_macs = [seed.mac_address(state.lab_id, entry.index, nic) for nic in range(len(host.addresses))]
+    nat_mac = seed.mac_address(state.lab_id, entry.index, 0xFF)
+    seed_file = directory / "seed.iso"
+    if not seed_file.exists():
+        seed.write_seed(seed_file, host, f"{name}-{state.lab_id}",
+                        seed.network_config(host, fleet, zone_macs, nat_mac))
+    fds: list[int] = []
+    try:
+        for nic, zone_name in enumerate(host.addresses):
+            fds.append(network.open_tap(f"t{state.lab_id[:6]}{entry.index:02d}{nic}", state.namespace,
+                                        bridges[zone_name]))
+        spec = vm.VmSpec(name=name, directory=directory, accelerator=state.accelerator, memory_mb=VM_MEMORY_MB,
+                         vcpus=VM_VCPUS, kernel=image.kernel, initrd=image.initrd, disks=overlays, seed=seed_file,
+                         zone_nics=list(zip(fds, zone_macs, strict=True)), nat_mac=nat_mac,
+                         ssh_forward_port=state.ssh_port if host.is_bastion else None)
+        entry.pid = vm.start(spec)
+        entry.started_at = time.time()
+        entry.ready_seconds = None
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def _wait_for_ssh(state: LabState, fleet: Fleet, progress: Progress) -> None:
+    """Wait until every VM printed its host keys and answers SSH through the bastion."""
+    deadline = time.monotonic() + SSH_WAIT_SECONDS
+    pending = [h.name for h in fleet.hosts]
+    # The bastion first: every other VM is reached through it.
+    pending.sort(key=lambda n: n != fleet.bastion)
+    last_report = 0.0
+    while pending:
+        if time.monotonic() > deadline:
+            raise SocleError(f"VMs not reachable over SSH after {SSH_WAIT_SECONDS:.0f} s: {', '.join(pending)} "
+                             f"(consoles in {state.directory / 'vms'})", where="lab")
+        for name in list(pending):
+            status = vm_status(state, name)
+            if status != "running":
+                raise SocleError(f"VM {name} {status} while booting (console: "
+                                 f"{state.vm_dir(name) / 'console.log'})", where="lab")
+            entry = state.vms[name]
+            if not entry.host_keys:
+                keys = access.host_keys_from_console(state.vm_dir(name) / "console.log")
+                if keys:
+                    entry.host_keys = keys
+                    state.save()
+                    write_inventory(state)
+            if not entry.host_keys:
+                continue
+            if name != fleet.bastion and fleet.bastion in pending:
+                continue
+            if access.ssh_works(inventory_dir() / "ssh_config", name):
+                if entry.ready_seconds is None:
+                    entry.ready_seconds = round(time.time() - entry.started_at, 1)
+                    state.save()
+                pending.remove(name)
+                progress(f"  {name}: SSH ready ({entry.ready_seconds:.0f} s after start)")
+        if pending and time.monotonic() - last_report > 30:
+            last_report = time.monotonic()
+            progress(f"  waiting for SSH on {', '.join(pending)}")
+        if pending:
+            time.sleep(3)
+
+
+# --- inventory -------------------------------------------------------------------------------------------
+
+def known_hosts_lines(state: LabState) -> list[str]:
+    return [f"{name} {key}" for name, entry in state.vms.items() for key in entry.host_keys]
+
+
+def write_inventory(state: LabState, directory: Path | None = None) -> Path:
+    """Write hosts.yml, ssh_config and known_hosts for the lab (same format as ``socle inventory``)."""
+    from ght_socle.inventory import write_inventory as write_stack_inventory
+
+    target = directory or inventory_dir()
+    target.mkdir(parents=True, exist_ok=True)
+    fleet = state.fleet_model()
+    overrides = {fleet.bastion: {"HostName": "127.0.0.1", "Port": str(state.ssh_port)}}
+    write_stack_inventory(fleet.outputs, target, ssh_overrides=overrides, identity_file=state.key,
+                          known_hosts_lines=known_hosts_lines(state), source=f"lab {state.directory}")
+    _link_committed_inventory_files(target)
+    return target
+
+
+def _link_committed_inventory_files(target: Path) -> None:
+    """A lab inventory outside inventories/lab shares the committed group_vars and waivers."""
+    committed = paths.inventories_dir() / "lab"
+    if target.resolve() == committed.resolve() or not committed.is_dir():
+        return
+    for item in committed.iterdir():
+        if item.name in GENERATED_INVENTORY_FILES:
+            continue
+        link = target / item.name
+        if not link.exists() and not link.is_symlink():
+            link.symlink_to(item.resolve())
+
+
+# --- status / ssh / down ---------------------------------------------------------------------------------
+
+def require_state() -> LabState:
+    state = LabState.load(lab_state_dir())
+    if state is None:
+        raise SocleError("no lab is up here: run `socle lab up`", file=lab_state_dir())
+    return state
+
+
+def status(state: LabState) -> list[dict[str, Any]]:
+    fleet = state.fleet_model()
+    rows = []
+    for host in fleet.hosts:
+        entry = state.vms[host.name]
+        rows.append({"name": host.name, "zone": host.zone, "addresses": host.addresses,
+                     "groups": list(host.groups), "status": vm_status(state, host.name), "pid": entry.pid,
+                     "bastion": host.is_bastion, "ready_seconds": entry.ready_seconds})
+    return rows
+
+
+def ssh(state: LabState, name: str, command: list[str]) -> int:
+    state.fleet_model().host(name)  # clear error on an unknown name
+    config = inventory_dir() / "ssh_config"
+    if not config.exists():
+        write_inventory(state)
+    argv = access.ssh_command(config, name, command or None)
+    if not command:
+        argv.remove("BatchMode=yes")
+        argv.remove("-o")
+    return subprocess.run(argv, check=False).returncode
+
+
+def down(progress: Progress) -> bool:
+    """Stop every VM of this lab and remove all it created; False when there was nothing to take down."""
+    directory = lab_state_dir()
+    if not directory.exists():
+        return False
+    with _locked(directory):
+        state = LabState.load(directory)
+        if state is None:
+            shutil.rmtree(directory, ignore_errors=True)
+            return False
+        _remove_everything(state, progress)
+    return True
+
+
+def _remove_everything(state: LabState, progress: Progress = lambda _m: None) -> None:
+    for name, entry in state.vms.items():
+        if entry.pid and vm.is_our_qemu(entry.pid, state.marker):
+            progress(f"stopping {name} (pid {entry.pid})")
+            vm.stop(entry.pid, state.marker)
+    # A QEMU this lab started but never recorded (interrupted up) still carries the marker.
+    for pid in vm.lab_qemu_pids(state.marker):
+        vm.stop(pid, state.marker)
+    network.delete_network(state.namespace)
+    target = inventory_dir()
+    for generated in GENERATED_INVENTORY_FILES:
+        (target / generated).unlink(missing_ok=True)
+    for child in state.directory.iterdir():
+        if child.name != ".lock":
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+    progress(f"lab removed (namespace {state.namespace}, VMs, overlays, seeds, state)")

@@ -1,0 +1,197 @@
+"""QEMU processes: accelerator choice, launch, liveness and stop.
+
+KVM is used only when a guest really runs under it: on some hosts ``/dev/kvm`` answers but guests
+hang or abort. A short probe boots the golden kernel under KVM and waits for the kernel to get
+through its initialisation; otherwise the lab uses TCG (``thread=multi``). The verdict is cached
+per host boot (``/proc/sys/kernel/random/boot_id``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ght_socle import paths
+from ght_socle.errors import SocleError
+from ght_socle.lab.tools import require_tools
+
+QEMU = "qemu-system-x86_64"
+KVM_PROBE_SECONDS = 12.0
+# Kernel messages printed only once the kernel has initialised and looks for its root filesystem.
+_PROBE_MARKERS = ("Run /init", "VFS: Cannot open root device", "Kernel panic", "Freeing unused kernel")
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "unknown"
+
+
+def choose_accelerator(kernel: Path, cache: Path | None = None) -> str:
+    """``kvm`` if a guest kernel really boots under KVM on this host, else ``tcg`` (cached per host boot)."""
+    cache_file = (cache or paths.cache_dir()) / "accelerator.json"
+    boot_id = _boot_id()
+    try:
+        cached = json.loads(cache_file.read_text())
+        if cached.get("boot_id") == boot_id and cached.get("accelerator") in ("kvm", "tcg"):
+            return str(cached["accelerator"])
+    except (OSError, ValueError):
+        pass
+    accelerator = "kvm" if _kvm_boots(kernel) else "tcg"
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    cache_file.write_text(json.dumps({"boot_id": boot_id, "accelerator": accelerator}) + "\n")
+    return accelerator
+
+
+def _kvm_boots(kernel: Path) -> bool:
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return False
+    with tempfile.TemporaryDirectory(prefix="ghtlab-kvm-probe-") as tmp:
+        console = Path(tmp) / "console.log"
+        process = subprocess.Popen(
+            [QEMU, "-accel", "kvm", "-cpu", "host", "-m", "256", "-nodefaults", "-display", "none",
+             "-no-reboot", "-kernel", str(kernel), "-append", "console=ttyS0 panic=-1",
+             "-serial", f"file:{console}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + KVM_PROBE_SECONDS
+            while time.monotonic() < deadline:
+                text = console.read_text(errors="replace") if console.exists() else ""
+                if any(marker in text for marker in _PROBE_MARKERS):
+                    return True
+                if process.poll() is not None:
+                    return False
+                time.sleep(0.5)
+            return False
+        finally:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+
+
+# Several TCG guests share two host cores: udev and services may need far more than systemd's 90 s
+# default before a labelled disk shows up; a timeout there would drop the VM into emergency mode.
+KERNEL_COMMAND_LINE = ("root=/dev/vda rw console=ttyS0,115200 net.ifnames=0 quiet "
+                       "systemd.default_timeout_start_sec=900 systemd.default_device_timeout_sec=900")
+
+
+@dataclass
+class VmSpec:
+    """Everything needed to start one VM; paths live in the VM's state directory."""
+
+    name: str
+    directory: Path
+    accelerator: str
+    memory_mb: int
+    vcpus: int
+    kernel: Path
+    initrd: Path
+    disks: list[Path]  # qcow2 overlays, root first
+    seed: Path
+    zone_nics: list[tuple[int, str]]  # (tap fd, mac)
+    nat_mac: str
+    ssh_forward_port: int | None  # bastion only: 127.0.0.1:<port> -> guest :22
+
+    @property
+    def pidfile(self) -> Path:
+        return self.directory / "qemu.pid"
+
+    @property
+    def console(self) -> Path:
+        return self.directory / "console.log"
+
+    @property
+    def qmp(self) -> Path:
+        return self.directory / "qmp.sock"
+
+    def argv(self) -> list[str]:
+        accel = ["-accel", "kvm", "-cpu", "host"] if self.accelerator == "kvm" else ["-accel", "tcg,thread=multi"]
+        argv = [QEMU, "-name", f"{self.name},process=ghtlab-{self.name}", *accel, "-machine", "pc",
+                "-m", str(self.memory_mb), "-smp", str(self.vcpus), "-nodefaults", "-display", "none",
+                "-kernel", str(self.kernel), "-initrd", str(self.initrd),
+                "-append", KERNEL_COMMAND_LINE,
+                "-serial", f"file:{self.console}", "-qmp", f"unix:{self.qmp},server=on,wait=off",
+                "-pidfile", str(self.pidfile), "-daemonize",
+                "-device", "virtio-rng-pci"]
+        for disk in self.disks:
+            argv += ["-drive", f"file={disk},if=virtio,format=qcow2,discard=unmap"]
+        argv += ["-drive", f"file={self.seed},if=virtio,format=raw,readonly=on"]
+        # Fixed PCI slots keep NIC order stable (eth0.. = zone NICs in address order, last = NAT).
+        for index, (fd, mac) in enumerate(self.zone_nics):
+            argv += ["-netdev", f"tap,id=zone{index},fd={fd}",
+                     "-device", f"virtio-net-pci,netdev=zone{index},mac={mac},addr={0x18 + index:#x}"]
+        forward = f",hostfwd=tcp:127.0.0.1:{self.ssh_forward_port}-:22" if self.ssh_forward_port else ""
+        argv += ["-netdev", f"user,id=nat,net=10.0.2.0/24{forward}",
+                 "-device", f"virtio-net-pci,netdev=nat,mac={self.nat_mac},addr=0x1f"]
+        return argv
+
+
+def start(spec: VmSpec) -> int:
+    """Start QEMU daemonized; return its pid. QEMU returns only once the VM runs, or fails with a message."""
+    require_tools(QEMU)
+    spec.console.unlink(missing_ok=True)
+    spec.pidfile.unlink(missing_ok=True)
+    log = spec.directory / "qemu.log"
+    with log.open("w") as log_file:
+        completed = subprocess.run(spec.argv(), stdout=log_file, stderr=subprocess.STDOUT, check=False,
+                                   pass_fds=[fd for fd, _mac in spec.zone_nics], timeout=120)
+    if completed.returncode != 0:
+        lines = log.read_text(errors="replace").strip().splitlines()
+        raise SocleError(f"qemu failed to start {spec.name}: {lines[-1] if lines else completed.returncode}",
+                         where="lab")
+    return read_pid(spec.pidfile) or 0
+
+
+def read_pid(pidfile: Path) -> int | None:
+    try:
+        return int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def is_our_qemu(pid: int, marker: str) -> bool:
+    """True when ``pid`` is alive and is a QEMU whose command line mentions ``marker`` (our state dir)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return False
+    return QEMU in cmdline and marker in cmdline
+
+
+def stop(pid: int, marker: str, grace_seconds: float = 10.0) -> None:
+    """Stop our QEMU ``pid``: SIGTERM (QEMU exits cleanly), then SIGKILL after ``grace_seconds``."""
+    if not is_our_qemu(pid, marker):
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace_seconds
+    while time.monotonic() < deadline:
+        if not is_our_qemu(pid, marker):
+            return
+        time.sleep(0.2)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    for _ in range(50):
+        if not is_our_qemu(pid, marker):
+            return
+        time.sleep(0.1)
+
+
+def lab_qemu_pids(marker: str) -> list[int]:
+    """Every QEMU process on the host whose command line mentions ``marker``."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and is_our_qemu(int(entry.name), marker):
+            pids.append(int(entry.name))
+    return sorted(pids)
