@@ -62,9 +62,11 @@ def test_errors_and_passes_are_never_waived(tmp_path: Path) -> None:
     assert [r.status for r in results] == ["error", "pass"]
 
 
-def test_waiver_matching_nothing_is_reported_unused(tmp_path: Path) -> None:
+def test_waiver_covering_no_failure_of_the_checked_hosts_is_reported_unused(tmp_path: Path) -> None:
     waivers = load_waivers(write(tmp_path, VALID), default_catalog())
-    assert apply_waivers([result("app-01")], waivers, today=dt.date(2026, 12, 1)) == ["W-1"]
+    today = dt.date(2026, 12, 1)
+    assert apply_waivers([result("app-02", status="pass")], waivers, today=today) == ["W-1"]  # gap closed
+    assert apply_waivers([result("app-01")], waivers, today=today) == []  # its hosts were not checked (--limit)
 
 
 @pytest.mark.parametrize(("change", "where"), [

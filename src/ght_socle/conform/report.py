@@ -121,6 +121,7 @@ def print_summary(report: RunReport, catalog: Catalog, out: TextIO) -> None:
                   f"{host_counts['waived']:>8}{host_counts['error']:>7}{host_counts['not-applicable']:>6}\n")
     out.write(f"{'all':<16}{_pct(overall):>7}{counts['pass']:>6}{counts['fail']:>6}{counts['waived']:>8}"
               f"{counts['error']:>7}{counts['not-applicable']:>6}\n")
+    _rule_table(report, out)
 
     by_rule: dict[str, list[CheckResult]] = {}
     for result in report.failures():
@@ -147,6 +148,19 @@ def print_summary(report: RunReport, catalog: Catalog, out: TextIO) -> None:
     out.write("\nNext:\n" if steps else "\nEvery applicable rule passes or is waived.\n")
     for step in steps:
         out.write(f"  {step}\n")
+
+
+def _rule_table(report: RunReport, out: TextIO) -> None:
+    """One line per rule: how many hosts pass, fail, are waived, could not be checked."""
+    per_rule: dict[str, list[CheckResult]] = {}
+    for result in report.results:
+        per_rule.setdefault(result.rule_id, []).append(result)
+    out.write(f"\n{'RULE':<9}{'SEVERITY':<10}{'PASS':>5}{'FAIL':>6}{'WAIVED':>8}{'ERROR':>7}{'N/A':>6}  TITLE\n")
+    for rule_id, results in sorted(per_rule.items()):
+        c = report.counts(results)
+        title = results[0].title if len(results[0].title) <= 60 else results[0].title[:57] + "..."
+        out.write(f"{rule_id:<9}{results[0].severity:<10}{c['pass']:>5}{c['fail']:>6}{c['waived']:>8}"
+                  f"{c['error']:>7}{c['not-applicable']:>6}  {title}\n")
 
 
 def _pct(value: float | None) -> str:

@@ -26,6 +26,11 @@ from ght_socle.conform.waivers import Waivers, apply_waivers
 from ght_socle.errors import SocleError
 from ght_socle.output import progress
 
+# testinfra's ssh backend passes this as ConnectTimeout. Its default (10 s) is shorter than a
+# handshake through the bastion on a loaded emulated lab; an unreachable host still fails fast
+# (refused, no route) or after this many seconds (silently dropped packets).
+CONNECT_TIMEOUT = 30
+
 
 @dataclass
 class RunOptions:
@@ -42,7 +47,8 @@ def pytest_argv(inventory: Inventory, options: RunOptions, results: Path, run_di
         sys.executable, "-m", "pytest", str(options.suites or suites_dir()),
         "-p", "ght_socle.conform.plugin", "-p", "no:cacheprovider", "-q", "--no-header", "-rN",
         "--rootdir", str(paths.project_root()), "-o", "addopts=",
-        f"--hosts={','.join('ssh://' + h for h in options.hosts)}", f"--ssh-config={inventory.ssh_config}",
+        f"--hosts={','.join(f'ssh://{h}?timeout={CONNECT_TIMEOUT}' for h in options.hosts)}",
+        f"--ssh-config={inventory.ssh_config}",
         f"--pssi-inventory={inventory.directory}", f"--pssi-results={results}", f"--pssi-run-dir={run_dir}",
     ]
     if workers > 1:

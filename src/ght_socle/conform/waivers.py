@@ -134,14 +134,20 @@ def load_waivers(path: Path, catalog: Catalog) -> Waivers:
 
 
 def apply_waivers(results: list[CheckResult], waivers: Waivers, today: dt.date | None = None) -> list[str]:
-    """Turn covered failures into ``waived`` (in place); return the ids of waivers that matched nothing."""
+    """Turn covered failures into ``waived`` (in place).
+
+    Returns the ids of the waivers that cover no failure of the hosts checked: the gap they accepted
+    is closed (or the waiver is wrong), so the RSSI can withdraw them. Waivers of hosts outside the
+    run (``--limit``) are not reported.
+    """
     today = today or utc_today()
     used: set[str] = set()
     for result in results:
         waiver = waivers.find(result.host, result.rule_id)
         if waiver is None:
             continue
-        used.add(waiver.id)
+        if result.status == "fail":
+            used.add(waiver.id)
         info = WaiverInfo(waiver.id, waiver.approver, waiver.expires.isoformat(), waiver.justification,
                           expired=waiver.expired(today))
         result.waiver = info
@@ -153,4 +159,6 @@ def apply_waivers(results: list[CheckResult], waivers: Waivers, today: dt.date |
             result.status = "waived"
             result.message = (f"waived until {info.expires} by {waiver.approver} ({waiver.id}): "
                               f"{result.message}")
-    return sorted(w.id for w in waivers.entries if w.id not in used)
+    checked_hosts = {result.host for result in results}
+    return sorted(w.id for w in waivers.entries if w.id not in used
+                  and any(fnmatch.fnmatchcase(host, pattern) for host in checked_hosts for pattern in w.hosts))
