@@ -149,3 +149,62 @@ def test_status_reports_a_killed_vm_as_crashed(throwaway_lab: Lab) -> None:
     text = socle("lab", "status", env=lab.env)
     assert text.returncode == 1
     assert "crashed" in text.stdout
+
+
+# --- checks that need no VM: the plan -> lab translation and the one-line errors ---------------------
+
+def test_router_ruleset_follows_the_stack_security_groups() -> None:
+    from ght_socle.lab.fleet import fleet_from_plan
+    from ght_socle.lab.network import firewall_ruleset
+    from ght_socle.plan import run_plan
+
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEn9fkn2p5c6d5ceS2sG3qMEBxq7c4s4VEjNYSkIN6eV lab"
+    fleet = fleet_from_plan(run_plan(stack="lab", config_overrides={"admin_ssh_keys": [key]}))
+    assert all(key in host.user_data for host in fleet.hosts)
+    ruleset = firewall_ruleset(fleet)
+    assert "chain forward {\n    type filter hook forward priority 0; policy drop;" in ruleset
+    ssh_rules = [line for line in ruleset.splitlines() if "tcp dport 22 " in line]
+    assert ssh_rules, ruleset
+    bastion_addresses = set(fleet.host(fleet.bastion).addresses.values())
+    workstation = next(h for h in fleet.hosts if "linux_workstations" in h.groups)
+    for rule in ssh_rules:
+        if "FLOW-002" in rule:  # administration: from the bastion's addresses only
+            sources = rule.split("ip saddr { ", 1)[1].split(" }", 1)[0].split(", ")
+            assert set(sources) <= bastion_addresses
+        for address in workstation.addresses.values():
+            assert f"ip saddr {{ {address}" not in rule
+
+
+def test_host_keys_are_read_from_the_console_between_cloud_init_markers(tmp_path: Path) -> None:
+    from ght_socle.lab.access import host_keys_from_console
+
+    console = tmp_path / "console.log"
+    console.write_text("boot...\r\n-----BEGIN SSH HOST KEY KEYS-----\r\n")
+    assert host_keys_from_console(console) is None  # not printed completely yet
+    console.write_text("boot...\r\n-----BEGIN SSH HOST KEY KEYS-----\r\n"
+                       "ecdsa-sha2-nistp256 AAAAE2Vj root@app-01\r\n"
+                       "[  99.1] ssh-ed25519 AAAAC3Nz root@app-01\r\n"
+                       "-----END SSH HOST KEY KEYS-----\r\n")
+    assert host_keys_from_console(console) == ["ecdsa-sha2-nistp256 AAAAE2Vj", "ssh-ed25519 AAAAC3Nz"]
+
+
+def test_missing_tools_are_one_line_with_the_install_command(tmp_path: Path) -> None:
+    result = socle("lab", "up", env={"PATH": str(tmp_path), "SOCLE_STATE": str(tmp_path / "state")})
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "apt-get install -y --no-install-recommends" in result.stderr
+    assert "qemu-system-x86" in result.stderr
+
+
+def test_a_taken_port_is_refused_before_anything_is_created(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = socle("lab", "up", "--ssh-port", str(port), env={"SOCLE_STATE": str(tmp_path / "state")})
+    assert result.returncode == 2
+    assert f"127.0.0.1:{port}" in result.stderr and "already in use" in result.stderr
+    assert not (tmp_path / "state" / "lab" / "lab.json").exists()
+    assert not (tmp_path / "state" / "lab" / "ssh").exists()

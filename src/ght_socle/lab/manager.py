@@ -191,6 +191,8 @@ def up(progress: Progress, ssh_port: int | None = None, only: list[str] | None =
     directory = lab_state_dir()
     with _locked(directory):
         state = LabState.load(directory)
+        if state is None and ssh_port is not None:
+            _check_port_free(ssh_port)  # before anything is created
         key = access.ensure_admin_key(directory / "ssh")
         if state is None:
             if fleet is None:
@@ -201,8 +203,6 @@ def up(progress: Progress, ssh_port: int | None = None, only: list[str] | None =
             progress(f"lab fleet: {', '.join(h.name for h in fleet.hosts)}")
             image = ensure_image(recipe, progress=progress)
             accelerator = vm.choose_accelerator(image.kernel)
-            if ssh_port is not None:
-                _check_port_free(ssh_port)
             state = LabState(directory=directory, namespace=network.namespace_name(directory),
                              lab_id=network.lab_id(directory), image=str(image.directory), accelerator=accelerator,
                              ssh_port=ssh_port or _free_port(), fleet=fleet_to_json(fleet),
