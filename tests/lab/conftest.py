@@ -16,9 +16,10 @@ Use the ``lab`` fixture (session scope) in any ``tests/lab/test_*.py``::
   ssh_config (ProxyJump through the bastion, host keys checked) and returns the
   ``subprocess.CompletedProcess`` (text); it never raises on a non-zero exit status.
 
-A lab that is already up (``socle lab up`` before pytest) is reused and left running. A lab this
-session booted is taken down at the end, and the session then asserts that no QEMU process of the
-lab is left; set ``SOCLE_LAB_KEEP=1`` to keep it for the next run. Every test here is marked ``lab``.
+A lab that is already up (``socle lab up`` before pytest) is reused (VMs not running are restarted)
+and left running. A lab this session booted is taken down at the end, and the session then asserts
+that no QEMU process of the lab is left; set ``SOCLE_LAB_KEEP=1`` to keep it for the next run.
+Every test here is marked ``lab``.
 """
 
 from __future__ import annotations
@@ -107,12 +108,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def lab() -> Iterator[Lab]:
     state_dir = manager.lab_state_dir()
-    already_up = lab_is_running()
-    if not already_up:
+    # A lab that exists (even with a crashed VM) belongs to whoever started it: `up` restarts what is
+    # not running, and the session leaves that lab up at the end.
+    existed = (state_dir / manager.STATE_FILE).exists()
+    if not (existed and lab_is_running()):
         up = socle("lab", "up")
         if up.returncode != 0:
             raise AssertionError(f"socle lab up failed ({up.returncode}):\n{up.stderr[-3000:]}")
-    handle = lab_from_status(state_dir, booted_here=not already_up)
+    handle = lab_from_status(state_dir, booted_here=not existed)
     yield handle
     if handle.booted_here and os.environ.get("SOCLE_LAB_KEEP") != "1":
         down = socle("lab", "down")
