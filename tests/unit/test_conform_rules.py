@@ -1,0 +1,103 @@
+"""Rule logic of the conformance suites on facts recorded from a real lab VM (app-01, unhardened).
+
+The JSON was printed by the gather script on the lab's app-01 right after `socle lab up`; here the
+rule functions of tests/conformance run on it (and on edited copies) without any host.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from ght_socle.catalog import default_catalog
+from ght_socle.conform.facts import FactMissing, HostFacts, RuleFailed
+from ght_socle.conform.plugin import RuleContext
+from ght_socle.paths import project_root
+
+RECORDED = Path(__file__).parent / "data" / "conform-facts-app-01-fresh.json"
+APP_GROUPS = frozenset({"all", "linux", "linux_servers", "dpi_app", "zone_hds_app", "tier_t1"})
+
+
+def suite(name: str) -> ModuleType:
+    path = project_root() / "tests" / "conformance" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"conformance_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def raw() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(RECORDED.read_text(encoding="utf-8"))
+    return copy.deepcopy(data)
+
+
+def verdict(module: str, function: str, rule_id: str, raw: dict[str, Any]) -> list[str]:
+    """The problems a rule test reports on these facts ([] = pass)."""
+    facts = HostFacts("app-01", APP_GROUPS, raw)
+    rule = RuleContext(rule_id, default_catalog(), APP_GROUPS, {"ght_admin_cidrs": ["10.40.1.0/24"]})
+    try:
+        getattr(suite(module), function)(facts, rule)
+    except RuleFailed as failed:
+        return failed.problems
+    return []
+
+
+def test_recorded_facts_are_complete() -> None:
+    data = json.loads(RECORDED.read_text(encoding="utf-8"))
+    assert data["format"] == 1 and data["errors"] == {}
+    assert data["system"]["os_release"]["VERSION_ID"] == "12"
+
+
+def test_kernel_parameters_fail_on_debian_defaults_and_pass_once_set(raw: dict[str, Any]) -> None:
+    problems = verdict("test_osh", "test_osh_002_kernel_parameters", "OSH-002", raw)
+    assert any(p.startswith("sysctl fs.protected_fifos = 1, expected 2") for p in problems), problems
+    for key, value in default_catalog().param("OSH-002", "sysctl").items():
+        raw["sysctl"][key] = str(value)
+    assert verdict("test_osh", "test_osh_002_kernel_parameters", "OSH-002", raw) == []
+
+
+def test_a_section_that_could_not_be_gathered_is_an_error_not_a_pass(raw: dict[str, Any]) -> None:
+    raw["sysctl"] = None
+    raw["errors"]["sysctl"] = "RuntimeError: sysctl -a printed nothing"
+    with pytest.raises(FactMissing, match="sysctl"):
+        verdict("test_osh", "test_osh_002_kernel_parameters", "OSH-002", raw)
+
+
+def test_empty_nftables_ruleset_fails_the_firewall_rules(raw: dict[str, Any]) -> None:
+    problems = verdict("test_adm_net", "test_net_011_default_drop_firewall_loaded_at_boot", "NET-011", raw)
+    assert "nft list ruleset: no base chain hooked on input (ruleset empty or flushed)" in problems
+
+
+def test_setuid_outside_the_allow_list_is_reported(raw: dict[str, Any]) -> None:
+    raw["special_files"]["files"]["/usr/local/bin/backdoor"] = {
+        "mode": "4755", "uid": "0", "gid": "0", "owner": "root", "group": "root", "type": "f"}
+    problems = verdict("test_osh", "test_osh_007_setuid_allow_list", "OSH-007", raw)
+    assert "setuid root:root 4755 /usr/local/bin/backdoor (not in the allow-list)" in problems
+    allowed = set(default_catalog().param("OSH-007", "setuid_allowlist"))
+    assert not any(path in p for p in problems for path in allowed)
+
+
+def test_second_uid0_account_is_reported(raw: dict[str, Any]) -> None:
+    raw["accounts"]["users"].append({"name": "toor", "uid": 0, "gid": 0, "home": "/root", "shell": "/bin/bash"})
+    problems = verdict("test_iam", "test_iam_001_nominative_accounts_single_uid0", "IAM-001", raw)
+    assert "/etc/passwd: toor has UID 0" in problems
+
+
+def test_unexpected_listener_is_reported_and_loopback_ignored(raw: dict[str, Any]) -> None:
+    raw["sockets"].append({"proto": "tcp", "address": "0.0.0.0", "port": "8099", "process": "python3"})
+    problems = verdict("test_osh", "test_osh_004_listening_services", "OSH-004", raw)
+    assert any(p.startswith("ss: tcp/8099 listening on 0.0.0.0") for p in problems), problems
+    assert not any("127.0.0.1" in p or "::1" in p for p in problems)
+
+
+def test_sshd_defaults_fail_the_ssh_policy(raw: dict[str, Any]) -> None:
+    problems = verdict("test_adm_net", "test_adm_003_sshd_policy", "ADM-003", raw)
+    assert "sshd -T: permitrootlogin is 'without-password', expected 'no'" in problems
