@@ -49,9 +49,21 @@ def conform(lab: Lab, output_dir: Path, *args: str, inventory: Path | None = Non
 
 
 def hardened_since_boot(lab: Lab) -> bool:
-    """Whether `socle harden` ran (on this lab's state) since the lab was created."""
+    """Whether a full `socle harden` converge (not --check, no --limit) succeeded since the lab was created.
+
+    Read from ansible-runner's artifacts (``<state>/runner/artifacts/<run>/{status,command}``).
+    """
     lab_file = lab.state_dir / "lab.json"
     created = float(json.loads(lab_file.read_text(encoding="utf-8")).get("created_at", 0))
     root = Path(lab.env["SOCLE_STATE"]) if "SOCLE_STATE" in lab.env else state_dir()
     artifacts = root / "runner" / "artifacts"
-    return artifacts.is_dir() and any(run.stat().st_mtime > created for run in artifacts.iterdir())
+    if not artifacts.is_dir():
+        return False
+    for run in artifacts.iterdir():
+        status, command = run / "status", run / "command"
+        if run.stat().st_mtime <= created or not status.exists() or not command.exists():
+            continue
+        argv = json.loads(command.read_text(encoding="utf-8")).get("command", [])
+        if status.read_text(encoding="utf-8").strip() == "successful" and not {"--check", "--limit"} & set(argv):
+            return True
+    return False

@@ -99,6 +99,10 @@ def remote_command(request: dict[str, Any]) -> str:
             f"if [ \"$(id -u)\" = 0 ]; then python3 -; else sudo -n python3 -; fi")
 
 
+TRANSPORT_ATTEMPTS = 2
+RETRY_DELAY_SECONDS = 3.0
+
+
 class GatherError(Exception):
     """The facts of a host could not be gathered: unreachable, sudo refused, script failure."""
 
@@ -167,18 +171,26 @@ class FactCache:
         return facts
 
     def _gather(self, host: str, run_command: RunCommand, command: str) -> dict[str, Any]:
-        started = time.monotonic()
-        try:
-            rc, stdout, stderr = run_command(command)
-        except GatherError:
-            raise
-        except Exception as exc:  # transport failures come in many types (RuntimeError, OSError, paramiko...)
-            raise GatherError(f"{host}: unreachable: {_transport_message(exc)}") from None
-        finally:
-            self._log_command(host, time.monotonic() - started)
-        facts = parse_output(host, rc, stdout, stderr)
-        facts["_controller"] = {"round_trip_seconds": round(time.monotonic() - started, 3), "remote_commands": 1}
-        return facts
+        # The gather only reads, so a transport failure is retried once: a bastion under load drops
+        # unauthenticated connections beyond sshd's MaxStartups, and that says nothing of the host.
+        for attempt in range(1, TRANSPORT_ATTEMPTS + 1):
+            started = time.monotonic()
+            try:
+                rc, stdout, stderr = run_command(command)
+            except GatherError:
+                raise
+            except Exception as exc:  # transport failures come in many types (RuntimeError, OSError, paramiko...)
+                if attempt < TRANSPORT_ATTEMPTS:
+                    time.sleep(RETRY_DELAY_SECONDS)
+                    continue
+                raise GatherError(f"{host}: unreachable: {_transport_message(exc)}") from None
+            finally:
+                self._log_command(host, time.monotonic() - started)
+            facts = parse_output(host, rc, stdout, stderr)
+            facts["_controller"] = {"round_trip_seconds": round(time.monotonic() - started, 3),
+                                    "remote_commands": attempt}
+            return facts
+        raise RuntimeError("TRANSPORT_ATTEMPTS must be at least 1")
 
     def _log_command(self, host: str, seconds: float) -> None:
         """One line per remote command: the benchmark counts SSH round trips per host from it."""
