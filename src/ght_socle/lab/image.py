@@ -332,12 +332,12 @@ def _install_bake_unit(rootfs: Path) -> None:
 
 
 def _bake(build_dir: Path, layout: tuple[Filesystem, ...]) -> None:
-    from ght_socle.lab.vm import QEMU, choose_accelerator
+    from ght_socle.lab.vm import QEMU, TCG_OPTIONS, choose_accelerator
 
     require_tools(QEMU)
     accelerator = choose_accelerator(build_dir / "vmlinuz")
     console = build_dir / "bake-console.log"
-    accel = ["-accel", "kvm", "-cpu", "host"] if accelerator == "kvm" else ["-accel", "tcg,thread=multi"]
+    accel = ["-accel", "kvm", "-cpu", "host"] if accelerator == "kvm" else ["-accel", TCG_OPTIONS]
     argv = [QEMU, *accel, "-machine", "pc", "-m", "1024", "-smp", "2", "-nodefaults", "-display", "none",
             "-no-reboot", "-kernel", str(build_dir / "vmlinuz"), "-initrd", str(build_dir / "initrd.img"),
             "-append", "root=/dev/vda rw console=ttyS0,115200 net.ifnames=0 cloud-init=disabled ght_lab_bake",
