@@ -172,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     if lynis is not None:
         print(f"lynis audit system --quick on {host}: {float(lynis['seconds']):.1f} s "  # type: ignore[arg-type]
               f"({lynis['outcome']})")
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    print(f"controller load average at the end (1, 5, 15 min): {load} on {os.cpu_count()} CPU(s)")
     print(f"speed-up over naive: {speedup:.1f}x (target >= {TARGET_SPEEDUP:.0f}x); one host "
           f"{'within' if one_seconds < TARGET_ONE_HOST_SECONDS else 'OVER'} the {TARGET_ONE_HOST_SECONDS:.0f} s target")
     return 0

@@ -75,7 +75,10 @@ def test_plain_testinfra_invocation_runs_the_suites(hardened_lab: Lab) -> None:
     env = {**os.environ, **hardened_lab.env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     completed = subprocess.run(
         [sys.executable, "-m", "pytest", "tests/conformance", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
-         f"--ansible-inventory={hardened_lab.inventory / 'hosts.yml'}", f"--hosts=ansible://{host}"],
+         # Groups from the Ansible inventory; the ssh backend with the inventory's ssh_config and a
+         # connection timeout that survives a busy emulated lab (ansible:// works too, with 10 s).
+         f"--ansible-inventory={hardened_lab.inventory / 'hosts.yml'}", f"--hosts=ssh://{host}?timeout=60",
+         f"--ssh-config={hardened_lab.ssh_config}"],
         capture_output=True, text=True, cwd=project_root(), env=env, timeout=600, check=False)
     assert completed.returncode == 0, completed.stdout[-4000:]
     assert " passed" in completed.stdout and "PSSI conformance" in completed.stdout
