@@ -199,6 +199,8 @@ def ansible_settings(forks: int, *, use_mitogen: bool) -> tuple[dict[str, str], 
         "ANSIBLE_DEPRECATION_WARNINGS": "False",
         "ANSIBLE_LOCAL_TEMP": str(paths.state_dir() / "runner" / "tmp"),
         "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=120s",
+        # Under full emulation an SSH login through the bastion can take tens of seconds.
+        "ANSIBLE_TIMEOUT": "300",
     }
     strategy = "linear"
     strategy_dir = mitogen_strategy_dir() if use_mitogen else None
