@@ -55,6 +55,17 @@ def test_expired_waiver_is_a_failure_again_saying_when_it_expired(tmp_path: Path
     assert results[0].waiver is not None and results[0].waiver.expired
 
 
+def test_waiver_scoped_to_evidence_does_not_hide_a_new_problem_of_the_same_rule(tmp_path: Path) -> None:
+    waivers = load_waivers(write(tmp_path, VALID + '    evidence: ["tcp/2575"]\n'), default_catalog())
+    accepted = result("gw-bio-01")
+    drifted = result("gw-bio-01")
+    drifted.evidence.append("ss: tcp/8099 listening on 0.0.0.0 python3")
+    apply_waivers([accepted, drifted], waivers, today=dt.date(2026, 12, 1))
+    assert accepted.status == "waived"
+    assert drifted.status == "fail"
+    assert drifted.message == "not covered by waiver W-1: ss: tcp/8099 listening on 0.0.0.0 python3"
+
+
 def test_errors_and_passes_are_never_waived(tmp_path: Path) -> None:
     waivers = load_waivers(write(tmp_path, VALID), default_catalog())
     results = [result("app-02", status="error"), result("gw-bio-01", status="pass")]

@@ -16,6 +16,7 @@ File format::
         expires: 2027-06-30       # UTC date
         ticket: "CHG-1234"        # optional
         compensating_measures: "..."  # optional
+        evidence: ["tcp/2575"]    # optional: waive only failures whose evidence lines all contain one of these
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ class WaiverEntry(BaseModel):
     expires: dt.date
     ticket: str | None = None
     compensating_measures: str | None = None
+    # Pieces of evidence the waiver accepts. When given, a failure is waived only if each of its
+    # evidence lines contains one of them: a new, different problem of the same rule stays a failure.
+    evidence: list[str] | None = Field(default=None, min_length=1)
 
     @field_validator("hosts", mode="before")
     @classmethod
@@ -153,7 +157,11 @@ def apply_waivers(results: list[CheckResult], waivers: Waivers, today: dt.date |
         result.waiver = info
         if result.status != "fail":
             continue
-        if info.expired:
+        uncovered = [line for line in result.evidence
+                     if waiver.evidence and not any(piece in line for piece in waiver.evidence)]
+        if uncovered:
+            result.message = f"not covered by waiver {waiver.id}: {uncovered[0]}"
+        elif info.expired:
             result.message = f"waiver {waiver.id} expired on {info.expires}: {result.message}"
         else:
             result.status = "waived"
