@@ -46,7 +46,7 @@ DRIFTS = [
 INJECT = f"""set -eu
 rm -rf {BACKUP}; mkdir -m 700 {BACKUP}
 cp -a /etc/ssh/sshd_config /etc/shadow /etc/passwd /etc/login.defs {BACKUP}/
-sed -i '1i PermitRootLogin yes\\nCiphers aes256-cbc,aes128-ctr' /etc/ssh/sshd_config
+sed -i -e '1i PermitRootLogin yes' -e '1i Ciphers aes256-cbc,aes128-ctr' /etc/ssh/sshd_config
 sshd -t
 sysctl -n net.ipv4.ip_forward > {BACKUP}/ip_forward; sysctl -qw net.ipv4.ip_forward=1
 chmod 0644 /etc/shadow
@@ -62,11 +62,12 @@ for f in $(grep -l omfwd /etc/rsyslog.d/*.conf); do mv "$f" {BACKUP}/rsyslog.d/;
 systemctl restart rsyslog.service
 nft list ruleset > {BACKUP}/ruleset.nft; nft flush ruleset
 findmnt -no OPTIONS /tmp > {BACKUP}/tmp.options; mount -o remount,exec /tmp
+systemctl stop {LISTENER_UNIT}.service 2>/dev/null || true
 systemd-run --quiet --unit={LISTENER_UNIT} python3 -m http.server {LISTENER_PORT} --bind 0.0.0.0
 install -m 4755 /bin/true /usr/local/bin/conform-drift-suid
 usermod -s /bin/bash daemon
 sed -i 's/^ENCRYPT_METHOD.*/ENCRYPT_METHOD MD5/' /etc/login.defs
-sleep 2
+for i in $(seq 60); do ss -Hltn "sport = :{LISTENER_PORT}" | grep -q . && break; sleep 1; done
 echo injected
 """
 
@@ -139,7 +140,7 @@ def test_at_least_fifteen_distinct_drifts() -> None:
 
 def test_expected_rules_pass_before_the_drift(drift: DriftRuns) -> None:
     not_passing = {rule: drift.before.row(drift.host, rule)["status"] for _, rule, _ in DRIFTS
-                   if drift.before.row(drift.host, rule)["status"] != "pass"}
+                   if drift.before.row(drift.host, rule)["status"] not in ("pass", "waived")}
     assert not not_passing, f"{drift.host} does not conform before the drift: {not_passing}\n{drift.before.explain()}"
 
 
@@ -164,7 +165,7 @@ def test_diff_reports_each_regression(drift: DriftRuns) -> None:
 
 def test_host_conforms_again_after_restore(drift: DriftRuns) -> None:
     back = {rule: drift.restored.row(drift.host, rule)["status"] for _, rule, _ in DRIFTS}
-    assert set(back.values()) == {"pass"}, f"{back}\n{drift.restored.explain(drift.host)}"
+    assert set(back.values()) <= {"pass", "waived"}, f"{back}\n{drift.restored.explain(drift.host)}"
     assert drift.restored.statuses(drift.host) == drift.before.statuses(drift.host)
 
 
@@ -181,7 +182,8 @@ def unreachable_inventory(hardened_lab: Lab, tmp_path: Path) -> tuple[Path, str]
     patched = []
     for block in blocks:
         if block.split("\n", 1)[0].strip() == host or block.startswith(f"Host {host}\n"):
-            lines = [("  HostName 10.40.250.250" if line.strip().startswith("HostName") else line)
+            # An unused address of the host's own segment: the bastion gets no ARP answer.
+            lines = [(line.rsplit(".", 1)[0] + ".250" if line.strip().startswith("HostName") else line)
                      for line in block.splitlines()]
             block = "\n".join(lines) + ("\n" if block.endswith("\n") else "")
         patched.append(block)
