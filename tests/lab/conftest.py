@@ -67,7 +67,7 @@ class Lab:
     def run(self, host: str, command: str, sudo: bool = False,
             timeout: float = 300) -> subprocess.CompletedProcess[str]:
         remote = f"sudo -n sh -c {shlex.quote(command)}" if sudo else command
-        argv = ["ssh", "-F", str(self.ssh_config), "-o", "BatchMode=yes", "-o", "ConnectTimeout=30", host, remote]
+        argv = ["ssh", "-F", str(self.ssh_config), "-o", "BatchMode=yes", "-o", "ConnectTimeout=90", host, remote]
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False,
                               stdin=subprocess.DEVNULL)
 

@@ -27,6 +27,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     up = actions.add_parser("up", help="build/reuse the golden image and boot the lab (idempotent)")
     up.add_argument("--ssh-port", type=int, default=None,
                     help="port on 127.0.0.1 forwarded to the bastion's SSH (default: a free port)")
+    up.add_argument("--timeout", type=float, default=manager.SSH_WAIT_SECONDS, metavar="SECONDS",
+                    help=f"how long to wait for SSH on every VM (default {manager.SSH_WAIT_SECONDS:.0f})")
     up.add_argument("--hosts", default=None, metavar="NAME[,NAME...]",
                     help="boot only these instances of the lab stack (the bastion always comes too)")
     up.set_defaults(handler=_up)
@@ -55,7 +57,7 @@ def _terminate(signum: int, _frame: object) -> None:
 def _up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     only = [name.strip() for name in args.hosts.split(",") if name.strip()] if args.hosts else None
-    state = manager.up(progress, ssh_port=args.ssh_port, only=only)
+    state = manager.up(progress, ssh_port=args.ssh_port, only=only, wait_seconds=args.timeout)
     fleet = state.fleet_model()
     inventory = manager.inventory_dir()
     print(f"lab up: {len(fleet.hosts)} VMs ({state.accelerator.upper()}), bastion {fleet.bastion} on "

@@ -56,7 +56,7 @@ def host_keys_from_console(console: Path) -> list[str] | None:
 
 
 def ssh_command(ssh_config: Path, host: str, command: list[str] | None = None, *,
-                connect_timeout: int = 20) -> list[str]:
+                connect_timeout: int = 90) -> list[str]:
     """``ssh -F <ssh_config> <host> [command]``, batch mode (never prompts)."""
     argv = ["ssh", "-F", str(ssh_config), "-o", "BatchMode=yes", "-o", f"ConnectTimeout={connect_timeout}", host]
     if command:
@@ -64,7 +64,7 @@ def ssh_command(ssh_config: Path, host: str, command: list[str] | None = None, *
     return argv
 
 
-def ssh_works(ssh_config: Path, host: str, timeout: float = 60.0) -> bool:
+def ssh_works(ssh_config: Path, host: str, timeout: float = 120.0) -> bool:
     try:
         completed = subprocess.run(ssh_command(ssh_config, host, ["true"]), capture_output=True, timeout=timeout,
                                    check=False, stdin=subprocess.DEVNULL)

@@ -31,7 +31,9 @@ from ght_socle.lab.tools import require_tools, run
 LAB_STACK = "lab"
 VM_MEMORY_MB = 1024
 VM_VCPUS = 1
-SSH_WAIT_SECONDS = 900.0
+# Boot to SSH takes 2-4 minutes per VM on an idle 2-core host under TCG, but the whole fleet shares
+# those cores with whatever else runs (a converge, a second lab): wait generously by default.
+SSH_WAIT_SECONDS = 1800.0
 STATE_FILE = "lab.json"
 GENERATED_INVENTORY_FILES = ("hosts.yml", "ssh_config", "known_hosts")
 Progress = Callable[[str], None]
@@ -181,7 +183,8 @@ def vm_status(state: LabState, name: str) -> str:
 
 
 def up(progress: Progress, ssh_port: int | None = None, only: list[str] | None = None,
-       fleet: Fleet | None = None, recipe: Recipe | None = None) -> LabState:
+       fleet: Fleet | None = None, recipe: Recipe | None = None,
+       wait_seconds: float = SSH_WAIT_SECONDS) -> LabState:
     """Boot the lab (or the VMs of it that are not running); return its state once every VM answers SSH.
 
     ``only`` boots a subset of the stack's instances (the bastion is always included); it applies
@@ -229,7 +232,7 @@ def up(progress: Progress, ssh_port: int | None = None, only: list[str] | None =
                 _start_vm(state, fleet_model, image, bridges, name)
                 started.append(name)
                 state.save()
-            _wait_for_ssh(state, fleet_model, progress)
+            _wait_for_ssh(state, fleet_model, progress, wait_seconds)
             write_inventory(state)
         except BaseException:
             progress("lab up failed: stopping what this run started")
@@ -278,16 +281,16 @@ def _start_vm(state: LabState, fleet: Fleet, image: GoldenImage, bridges: dict[s
             os.close(fd)
 
 
-def _wait_for_ssh(state: LabState, fleet: Fleet, progress: Progress) -> None:
+def _wait_for_ssh(state: LabState, fleet: Fleet, progress: Progress, wait_seconds: float) -> None:
     """Wait until every VM printed its host keys and answers SSH through the bastion."""
-    deadline = time.monotonic() + SSH_WAIT_SECONDS
+    deadline = time.monotonic() + wait_seconds
     pending = [h.name for h in fleet.hosts]
     # The bastion first: every other VM is reached through it.
     pending.sort(key=lambda n: n != fleet.bastion)
     last_report = 0.0
     while pending:
         if time.monotonic() > deadline:
-            raise SocleError(f"VMs not reachable over SSH after {SSH_WAIT_SECONDS:.0f} s: {', '.join(pending)} "
+            raise SocleError(f"VMs not reachable over SSH after {wait_seconds:.0f} s: {', '.join(pending)} "
                              f"(consoles in {state.directory / 'vms'})", where="lab")
         for name in list(pending):
             status = vm_status(state, name)
