@@ -58,7 +58,7 @@ echo 'deb [trusted=yes] http://deb.debian.org/debian bookworm main' > /etc/apt/s
 printf 'APT::Periodic::Unattended-Upgrade "0";\\n' > /etc/apt/apt.conf.d/99zz-conform-drift
 systemctl stop chrony.service
 mkdir {BACKUP}/rsyslog.d
-for f in $(grep -l omfwd /etc/rsyslog.d/*.conf); do mv "$f" {BACKUP}/rsyslog.d/; done
+for f in $(grep -ls omfwd /etc/rsyslog.d/*.conf); do mv "$f" {BACKUP}/rsyslog.d/; done
 systemctl restart rsyslog.service
 nft list ruleset > {BACKUP}/ruleset.nft; nft flush ruleset
 findmnt -no OPTIONS /tmp > {BACKUP}/tmp.options; mount -o remount,exec /tmp
@@ -76,7 +76,7 @@ RESTORE = f"""rc=0
 step() {{ "$@" || {{ echo "restore step failed: $*" >&2; rc=1; }}; }}
 step rm -f /usr/local/bin/conform-drift-suid
 step systemctl stop {LISTENER_UNIT}
-step mount -o remount,noexec /tmp
+case ",$(cat {BACKUP}/tmp.options)," in *,noexec,*) step mount -o remount,noexec /tmp ;; esac
 step nft -f {BACKUP}/ruleset.nft
 for f in {BACKUP}/rsyslog.d/*; do [ -e "$f" ] && step mv "$f" /etc/rsyslog.d/; done
 step systemctl restart rsyslog.service
