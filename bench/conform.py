@@ -153,11 +153,16 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"socle conform, one host ({host}) ...", file=sys.stderr, flush=True)
     one = run_conform(catalog, inventory, [host])
+    # Each figure is printed as soon as it is measured (lynis alone can take minutes under TCG).
+    print(f"  one host: {float(one['seconds']):.1f} s, remote commands {one['remote_commands']}",  # type: ignore[arg-type]
+          file=sys.stderr, flush=True)
     print(f"socle conform, fleet ({len(hosts)} hosts) ...", file=sys.stderr, flush=True)
     fleet = run_conform(catalog, inventory, hosts)
     checks = naive_checks(catalog)
     print(f"naive testinfra, {len(checks)} checks on {host} ...", file=sys.stderr, flush=True)
     naive = run_naive(inventory, host, checks)
+    print(f"  naive: {float(naive['seconds']):.1f} s for {len(checks)} checks",  # type: ignore[arg-type]
+          file=sys.stderr, flush=True)
     lynis = None if args.skip_lynis else run_lynis(inventory, host)
 
     one_seconds = float(one["seconds"])  # type: ignore[arg-type]
