@@ -16,7 +16,8 @@ Use the ``lab`` fixture (session scope) in any ``tests/lab/test_*.py``::
   ssh_config (ProxyJump through the bastion, host keys checked) and returns the
   ``subprocess.CompletedProcess`` (text); it never raises on a non-zero exit status.
 
-A lab that is already up (``socle lab up`` before pytest) is reused (VMs not running are restarted)
+A session boots the CI fleet (``CI_FLEET``: one host of each kind; ``SOCLE_LAB_HOSTS=all`` for the whole
+stack). A lab that is already up (``socle lab up`` before pytest) is reused (VMs not running are restarted)
 and left running. A lab this session booted is taken down at the end, and the session then asserts
 that no QEMU process of the lab is left; set ``SOCLE_LAB_KEEP=1`` to keep it for the next run.
 Every test here is marked ``lab``.
@@ -38,6 +39,12 @@ import pytest
 from ght_socle.lab import manager, vm
 
 SOCLE = [sys.executable, "-m", "ght_socle.cli"]
+
+# The fleet a session boots: every kind of host of the lab stack once (bastion, HDS application
+# server, log collector and backup tier, workstation). app-02, the HA twin of app-01, adds nothing
+# the roles or the conformance suites would see differently, and each VM under emulation slows every
+# other one on a 2-core runner. SOCLE_LAB_HOSTS=all boots the whole stack, or names another subset.
+CI_FLEET = "app-01,logbak-01,wks-01"
 
 
 def socle(*args: str, env: dict[str, str] | None = None, timeout: float = 3600) -> subprocess.CompletedProcess[str]:
@@ -112,7 +119,8 @@ def lab() -> Iterator[Lab]:
     # not running, and the session leaves that lab up at the end.
     existed = (state_dir / manager.STATE_FILE).exists()
     if not (existed and lab_is_running()):
-        up = socle("lab", "up")
+        fleet = os.environ.get("SOCLE_LAB_HOSTS", CI_FLEET)
+        up = socle("lab", "up", *([] if fleet == "all" else ["--hosts", fleet]))
         if up.returncode != 0:
             raise AssertionError(f"socle lab up failed ({up.returncode}):\n{up.stderr[-3000:]}")
     handle = lab_from_status(state_dir, booted_here=not existed)
