@@ -201,6 +201,10 @@ def ansible_settings(forks: int, *, use_mitogen: bool) -> tuple[dict[str, str], 
         "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=120s",
         # Under full emulation an SSH login through the bastion can take tens of seconds.
         "ANSIBLE_TIMEOUT": "300",
+        # A host that fails mid-run still applies what was already written (sysctl, PAM stacks,
+        # firewall, audit rules): otherwise the next run finds the files unchanged, notifies nothing,
+        # and the host stays configured on disk but not live.
+        "ANSIBLE_FORCE_HANDLERS": "True",
     }
     strategy = "linear"
     strategy_dir = mitogen_strategy_dir() if use_mitogen else None

@@ -12,8 +12,9 @@ from ght_socle.conform.plugin import RuleContext
 
 
 def admin_networks(rule: RuleContext) -> list[Network]:
-    """Admin networks: the PSSI's (ADM-001) plus the deployment's own (inventory ``ght_admin_cidrs``)."""
-    cidrs = [*rule.param("admin_cidrs", "ADM-001"), *rule.inventory_list("ght_admin_cidrs")]
+    """Admin networks: the PSSI's (ADM-001), the deployment's own (inventory ``ght_admin_cidrs``) and,
+    on the other hosts, the bastions' addresses."""
+    cidrs = [*rule.param("admin_cidrs", "ADM-001"), *rule.inventory_list("ght_admin_cidrs"), *rule.bastion_addresses]
     return [ipaddress.ip_network(c, strict=False) for c in dict.fromkeys(cidrs)]
 
 

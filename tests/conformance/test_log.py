@@ -142,6 +142,17 @@ def journald_setting(facts: HostFacts, key: str) -> str | None:
     return value
 
 
+# Login accounting databases are not logs of the syslog kind: systemd-tmpfiles creates them with the
+# utmp group, which `last` and `lastlog` read through; they are held to Debian's modes (CIS does the same).
+LOGIN_ACCOUNTING_MAX_MODE = {"wtmp": "0664", "lastlog": "0664", "btmp": "0660"}
+
+
+def login_accounting_name(path: str) -> str:
+    """``wtmp``, ``btmp`` or ``lastlog`` for those files and their rotations (``wtmp.1``), else ''."""
+    name = path.rsplit("/", 1)[-1].split(".", 1)[0]
+    return name if path.startswith("/var/log/") and name in LOGIN_ACCOUNTING_MAX_MODE else ""
+
+
 @pytest.mark.pssi("LOG-004")
 def test_log_004_local_logs(facts: HostFacts, pssi_rule: RuleContext) -> None:
     problems = []
@@ -153,7 +164,8 @@ def test_log_004_local_logs(facts: HostFacts, pssi_rule: RuleContext) -> None:
         problems.append(f"journald Storage={storage}" + ("" if journal_dir else " and no /var/log/journal")
                         + f", expected {wanted}")
     maximum = str(pssi_rule.param("log_file_max_mode"))
-    too_open = sorted((p, m) for p, m in facts.section("log_files").items() if mode_exceeds(m, maximum))
+    too_open = sorted((p, m) for p, m in facts.section("log_files").items()
+                      if mode_exceeds(m, LOGIN_ACCOUNTING_MAX_MODE.get(login_accounting_name(p), maximum)))
     problems += [f"{path}: mode {mode}, expected at most {maximum}" for path, mode in too_open[:20]]
     if len(too_open) > 20:
         problems.append(f"... and {len(too_open) - 20} more log files above {maximum}")
@@ -181,8 +193,9 @@ def tmpfiles_days(text: str, storage: str) -> int | None:
     """Age of a systemd-tmpfiles cleanup line on ``storage`` (``e /var/log/remote 0750 root adm 365d``)."""
     for line in config_lines(text):
         fields = line.split()
-        if len(fields) >= 7 and fields[1] == storage and fields[0] in ("d", "D", "e", "v", "q", "Q"):
-            match = re.fullmatch(r"(\d+)d", fields[6])
+        # Type Path Mode User Group Age [Argument]: the age is the sixth field.
+        if len(fields) >= 6 and fields[1] == storage and fields[0] in ("d", "D", "e", "v", "q", "Q"):
+            match = re.fullmatch(r"(\d+)d", fields[5])
             return int(match.group(1)) if match else None
     return None
 

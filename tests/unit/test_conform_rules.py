@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
+import re
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -101,3 +102,65 @@ def test_unexpected_listener_is_reported_and_loopback_ignored(raw: dict[str, Any
 def test_sshd_defaults_fail_the_ssh_policy(raw: dict[str, Any]) -> None:
     problems = verdict("test_adm_net", "test_adm_003_sshd_policy", "ADM-003", raw)
     assert "sshd -T: permitrootlogin is 'without-password', expected 'no'" in problems
+
+
+PSSI_ORIGINS = """APT::Periodic::Update-Package-Lists "1";
+APT::Periodic::Unattended-Upgrade "1";
+{clear}Unattended-Upgrade::Origins-Pattern {{
+        "origin=Debian,codename=${{distro_codename}},label=Debian-Security";
+        "origin=Debian,codename=${{distro_codename}}-security,label=Debian-Security";
+}};
+"""
+
+
+def test_origins_with_braces_are_read_and_debians_list_must_be_cleared(raw: dict[str, Any]) -> None:
+    # The recorded host has Debian's 50unattended-upgrades, whose list includes point releases.
+    raw["texts"]["/etc/apt/apt.conf.d/52ght-unattended-upgrades"] = PSSI_ORIGINS.format(clear="")
+    problems = verdict("test_upd_bck_wks_loc", "test_upd_002_unattended_security_upgrades", "UPD-002", raw)
+    assert not any("lacks" in p for p in problems), problems  # "${distro_codename}" does not close the list
+    assert any("also installs from origin=Debian,codename=${distro_codename},label=Debian" in p for p in problems)
+    raw["texts"]["/etc/apt/apt.conf.d/52ght-unattended-upgrades"] = PSSI_ORIGINS.format(
+        clear="#clear Unattended-Upgrade::Origins-Pattern;\n")
+    problems = verdict("test_upd_bck_wks_loc", "test_upd_002_unattended_security_upgrades", "UPD-002", raw)
+    assert not any("Origins-Pattern" in p for p in problems), problems
+
+
+def test_collector_retention_reads_the_age_field_of_tmpfiles(raw: dict[str, Any]) -> None:
+    raw["texts"]["/etc/tmpfiles.d/ght-log-retention.conf"] = "e /var/log/remote 0750 root adm 365d\n"
+    assert verdict("test_log", "test_log_005_collector_retention", "LOG-005", raw) == []
+    raw["texts"]["/etc/tmpfiles.d/ght-log-retention.conf"] = "e /var/log/remote 0750 root adm 30d\n"
+    problems = verdict("test_log", "test_log_005_collector_retention", "LOG-005", raw)
+    assert any("keeps 30 days of /var/log/remote" in p for p in problems), problems
+
+
+def test_log_modes_hold_login_accounting_to_debians_modes_only(raw: dict[str, Any]) -> None:
+    raw["log_files"] = {"/var/log/wtmp": "0664", "/var/log/btmp": "0660", "/var/log/lastlog": "0664",
+                        "/var/log/wtmp.1": "0664", "/var/log/syslog": "0640"}
+    problems = verdict("test_log", "test_log_004_local_logs", "LOG-004", raw)
+    assert not any("/var/log/" in p and "mode" in p for p in problems), problems
+    raw["log_files"].update({"/var/log/btmp": "0664", "/var/log/dpkg.log": "0644"})
+    problems = verdict("test_log", "test_log_004_local_logs", "LOG-004", raw)
+    assert "/var/log/btmp: mode 0664, expected at most 0660" not in problems  # message names the PSSI maximum
+    assert any(p.startswith("/var/log/btmp: mode 0664") for p in problems), problems
+    assert any(p.startswith("/var/log/dpkg.log: mode 0644") for p in problems), problems
+
+
+def test_ssh_from_the_bastion_transit_address_is_administration(raw: dict[str, Any]) -> None:
+    ruleset = [
+        {"table": {"family": "inet", "name": "ght_filter"}},
+        {"chain": {"family": "inet", "table": "ght_filter", "name": "input", "type": "filter", "hook": "input",
+                   "prio": 0, "policy": "drop"}},
+        {"rule": {"family": "inet", "table": "ght_filter", "chain": "input", "expr": [
+            {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}},
+                       "right": "10.40.12.10"}},
+            {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 22}},
+            {"accept": None}]}}]
+    raw["nft"] = {"installed": True, "ruleset": ruleset}
+    facts = HostFacts("app-01", APP_GROUPS, raw)
+    test = suite("test_adm_net").test_adm_001_ssh_only_from_admin_networks
+    alone = RuleContext("ADM-001", default_catalog(), APP_GROUPS, {"ght_admin_cidrs": ["10.40.1.0/24"]})
+    with pytest.raises(RuleFailed, match=re.escape("from 10.40.12.10/32")):
+        test(facts, alone)
+    with_bastion = RuleContext("ADM-001", default_catalog(), APP_GROUPS, {"ght_admin_cidrs": ["10.40.1.0/24"]},
+                               ("10.40.1.10", "10.40.12.10"))
+    test(facts, with_bastion)

@@ -35,6 +35,16 @@ class Inventory:
         host = self.hosts.get(name)
         return {**self.global_vars, **(host.vars if host else {})}
 
+    def bastion_addresses(self) -> list[str]:
+        """Every address of the bastions (each zone they sit in): where administration comes from."""
+        addresses: list[str] = []
+        for host in self.hosts.values():
+            if "bastion" in host.groups:
+                by_zone = host.vars.get("ght_addresses")
+                found = by_zone.values() if isinstance(by_zone, dict) else [host.vars.get("ght_address")]
+                addresses.extend(str(a) for a in found if a and str(a) not in addresses)
+        return addresses
+
     @property
     def ssh_config(self) -> Path:
         return self.directory / "ssh_config"

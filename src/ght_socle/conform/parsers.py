@@ -303,9 +303,12 @@ def apt_list(lines: list[tuple[str, str]], key: str) -> list[str]:
             inside = True
             line = line.split("{", 1)[1]
         if inside:
-            items.extend(re.findall(r'"([^"]*)"', line.split("}", 1)[0]))
-            if "}" in line:
-                inside = False
+            # A brace inside a quoted item (``${distro_codename}``) does not close the list.
+            for token in re.finditer(r'"([^"]*)"|\}', line):
+                if token.group(0) == "}":
+                    inside = False
+                    break
+                items.append(token.group(1))
     return items
 
 

@@ -59,6 +59,9 @@ class RuleContext:
     catalog: Catalog
     host_groups: frozenset[str]
     host_vars: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    # The bastions' addresses when the host is not a bastion itself: administration reaches the
+    # host from there (ADM-001), whichever of its zones the bastion routes through.
+    bastion_addresses: tuple[str, ...] = ()
 
     def param(self, name: str, rule_id: str | None = None) -> Any:
         """A parameter of this rule (or of ``rule_id`` when two rules share a setting)."""
@@ -173,7 +176,9 @@ def pssi_rule(request: pytest.FixtureRequest) -> RuleContext:
         raise FactMissing(f"rule {rule_id} is not in the PSSI catalog")
     host = _host_name(request.node) or "local"
     host_vars = state.inventory.host_vars(host) if state.inventory else {}
-    return RuleContext(rule_id, state.catalog, _groups(state, host) or frozenset({"all", "linux"}), host_vars)
+    groups = _groups(state, host) or frozenset({"all", "linux"})
+    bastions = tuple(state.inventory.bastion_addresses()) if state.inventory and "bastion" not in groups else ()
+    return RuleContext(rule_id, state.catalog, groups, host_vars, bastions)
 
 
 @pytest.fixture
