@@ -53,7 +53,7 @@ test-lab: deps
 	$(BIN)/pytest -q -x tests/lab
 
 test: deps lint
-	$(BIN)/pytest -q tests/unit tests/policy tests/lab
+	$(BIN)/pytest -q --durations=12 tests/unit tests/policy tests/lab
 
 demo: deps
 	$(BIN)/socle demo

@@ -43,7 +43,7 @@ def lynis_index(inventory: Path, host: str) -> tuple[int, float]:
 
 
 def already_hardened(inventory: Path, host: str) -> bool:
-    return ssh(inventory, host, "test -f /etc/sudoers.d/10-ght").returncode == 0
+    return ssh(inventory, host, "test -f /etc/sysctl.d/90-ght-hardening.conf").returncode == 0
 
 
 def main() -> int:

@@ -27,6 +27,7 @@ def test_osh_001_boot_root_only(facts: HostFacts, pssi_rule: RuleContext) -> Non
 @pytest.mark.pssi("OSH-002")
 def test_osh_002_kernel_parameters(facts: HostFacts, pssi_rule: RuleContext) -> None:
     ipv6_off_at_boot = "ipv6.disable=1" in facts.system["cmdline"]
+    at_least = set(pssi_rule.param("sysctl_at_least"))
     problems = []
     for key, expected in sorted(pssi_rule.param("sysctl").items()):
         value = facts.sysctl(key)
@@ -34,8 +35,11 @@ def test_osh_002_kernel_parameters(facts: HostFacts, pssi_rule: RuleContext) -> 
             if key.startswith("net.ipv6.") and ipv6_off_at_boot:
                 continue  # IPv6 removed at boot: stronger than disable_ipv6
             problems.append(f"sysctl {key} is absent, expected {expected}")
+        elif key in at_least and value.lstrip("-").isdigit() and int(value) >= int(expected):
+            continue  # stricter than the PSSI asks (renforcé level)
         elif value.split() != str(expected).split():
-            problems.append(f"sysctl {key} = {value}, expected {expected}")
+            wanted = f"at least {expected}" if key in at_least else str(expected)
+            problems.append(f"sysctl {key} = {value}, expected {wanted}")
     fail_on(problems)
 
 

@@ -59,10 +59,16 @@ def test_recorded_facts_are_complete() -> None:
 
 def test_kernel_parameters_fail_on_debian_defaults_and_pass_once_set(raw: dict[str, Any]) -> None:
     problems = verdict("test_osh", "test_osh_002_kernel_parameters", "OSH-002", raw)
-    assert any(p.startswith("sysctl fs.protected_fifos = 1, expected 2") for p in problems), problems
+    assert any(p.startswith("sysctl fs.protected_fifos = 1, expected at least 2") for p in problems), problems
     for key, value in default_catalog().param("OSH-002", "sysctl").items():
         raw["sysctl"][key] = str(value)
     assert verdict("test_osh", "test_osh_002_kernel_parameters", "OSH-002", raw) == []
+    # Stricter than the PSSI on a monotonic key (level renforcé) passes; looser on an exact key fails.
+    raw["sysctl"]["kernel.yama.ptrace_scope"] = "2"
+    assert verdict("test_osh", "test_osh_002_kernel_parameters", "OSH-002", raw) == []
+    raw["sysctl"]["net.ipv4.ip_forward"] = "1"
+    assert verdict("test_osh", "test_osh_002_kernel_parameters", "OSH-002", raw) == [
+        "sysctl net.ipv4.ip_forward = 1, expected 0"]
 
 
 def test_a_section_that_could_not_be_gathered_is_an_error_not_a_pass(raw: dict[str, Any]) -> None:
