@@ -29,7 +29,11 @@ def test_osh_002_kernel_parameters(facts: HostFacts, pssi_rule: RuleContext) -> 
     ipv6_off_at_boot = "ipv6.disable=1" in facts.system["cmdline"]
     at_least = set(pssi_rule.param("sysctl_at_least"))
     problems = []
-    for key, expected in sorted(pssi_rule.param("sysctl").items()):
+    expected_values = dict(pssi_rule.param("sysctl"))
+    addresses = pssi_rule.host_vars.get("ght_addresses")
+    if isinstance(addresses, dict) and len(addresses) > 1:
+        expected_values.update(pssi_rule.param("multi_homed_sysctl"))
+    for key, expected in sorted(expected_values.items()):
         value = facts.sysctl(key)
         if value is None:
             if key.startswith("net.ipv6.") and ipv6_off_at_boot:

@@ -170,3 +170,15 @@ def test_ssh_from_the_bastion_transit_address_is_administration(raw: dict[str, A
     with_bastion = RuleContext("ADM-001", default_catalog(), APP_GROUPS, {"ght_admin_cidrs": ["10.40.1.0/24"]},
                                ("10.40.1.10", "10.40.12.10"))
     test(facts, with_bastion)
+
+
+def test_multi_homed_hosts_filter_reverse_paths_loosely(raw: dict[str, Any]) -> None:
+    for key, value in default_catalog().param("OSH-002", "sysctl").items():
+        raw["sysctl"][key] = str(value)
+    raw["sysctl"]["net.ipv4.conf.all.rp_filter"] = raw["sysctl"]["net.ipv4.conf.default.rp_filter"] = "2"
+    facts = HostFacts("logbak-01", APP_GROUPS, raw)
+    test = suite("test_osh").test_osh_002_kernel_parameters
+    two_zones = {"ght_addresses": {"log": "10.40.9.10", "backup": "10.40.8.10"}}
+    test(facts, RuleContext("OSH-002", default_catalog(), APP_GROUPS, two_zones))
+    with pytest.raises(RuleFailed, match="rp_filter = 2, expected 1"):
+        test(facts, RuleContext("OSH-002", default_catalog(), APP_GROUPS, {"ght_addresses": {"log": "10.40.9.10"}}))
