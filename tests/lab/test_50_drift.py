@@ -86,6 +86,9 @@ step rm -f /etc/sudoers.d/99-conform-drift
 step cp -a {BACKUP}/passwd {BACKUP}/shadow {BACKUP}/login.defs /etc/
 step cp -a {BACKUP}/sshd_config /etc/ssh/sshd_config
 step sysctl -qw net.ipv4.ip_forward="$(cat {BACKUP}/ip_forward)"
+# Writing ip_forward makes the kernel reset the redirect settings of every interface (accept_redirects
+# goes back to 1 when forwarding is switched off): the hardened values are loaded again.
+step sysctl -q --load=/etc/sysctl.d/90-ght-hardening.conf
 step systemctl start auditd.service
 sleep 2
 [ $rc = 0 ] && rm -rf {BACKUP}
