@@ -6,7 +6,6 @@ the suites still run as plain testinfra suites (`pytest tests/conformance --ansi
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import re
 import subprocess
@@ -14,10 +13,11 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 from conform_lab import ConformRun, conform, hardened_since_boot
 from conftest import Lab, socle
 
+from ght_socle.catalog import default_catalog
+from ght_socle.conform.waivers import load_waivers
 from ght_socle.paths import project_root
 
 
@@ -85,10 +85,8 @@ def test_plain_testinfra_invocation_runs_the_suites(hardened_lab: Lab) -> None:
         capture_output=True, text=True, cwd=project_root(), env=env, timeout=600, check=False)
     # Plain pytest knows no waivers (socle conform applies them): the only failures allowed are the
     # rules the lab waives for this host, every other rule passes or is not applicable.
-    waivers = yaml.safe_load((hardened_lab.inventory / "waivers.yaml").read_text(encoding="utf-8"))["waivers"]
-    waived_tests = {"test_" + w["rule"].lower().replace("-", "_") for w in waivers
-                    if any(fnmatch.fnmatchcase(host, pattern) for pattern in
-                           ([w["hosts"]] if isinstance(w["hosts"], str) else w["hosts"]))}
+    waivers = load_waivers(hardened_lab.inventory / "waivers.yaml", default_catalog())
+    waived_tests = {"test_" + w.rule.lower().replace("-", "_") for w in waivers.entries if w.matches(host, w.rule)}
     failed = re.findall(r"^FAILED \S+::(test_[a-z]+_\d{3})", completed.stdout, re.MULTILINE)
     assert completed.returncode == (1 if failed else 0), completed.stdout[-4000:]
     assert set(failed) <= waived_tests, f"failures outside the lab waivers {sorted(waived_tests)}:\n" \
