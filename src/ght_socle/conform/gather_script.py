@@ -158,9 +158,9 @@ def section_packages():
     return packages
 
 
-def section_sockets():
+def listening_sockets():
     out = command(["ss", "-Hlntup"])["stdout"]
-    sockets = []
+    sockets = {}
     for line in out.splitlines():
         fields = line.split()
         if len(fields) < 6:
@@ -171,9 +171,31 @@ def section_sockets():
         if netid == "udp" and state not in ("UNCONN", "LISTEN"):
             continue
         address, _, port = local.rpartition(":")
+        address = address.strip("[]").split("%")[0]
         process = " ".join(fields[6:]) if len(fields) > 6 else ""
-        sockets.append({"proto": netid, "address": address.strip("[]").split("%")[0], "port": port,
-                        "process": process})
+        sockets[(netid, address, port)] = {"proto": netid, "address": address, "port": port, "process": process}
+    return sockets
+
+
+SOCKET_SNAPSHOT_GAP = 1.5
+
+
+def section_sockets():
+    """Sockets listening in two snapshots taken apart: a service listens for good.
+
+    A short-lived client (a resolver query, a backup run) briefly holds an unconnected UDP socket
+    on an ephemeral port, often gone with its process before ``ss -p`` can name it; one snapshot
+    would report it as an undeclared service at random. The gap costs no wall time: the other
+    sections run meanwhile.
+    """
+    first = listening_sockets()
+    time.sleep(SOCKET_SNAPSHOT_GAP)
+    second = listening_sockets()
+    sockets = []
+    for key in sorted(set(first) & set(second)):
+        entry = dict(second[key])
+        entry["process"] = entry["process"] or first[key]["process"]
+        sockets.append(entry)
     return sockets
 
 
