@@ -14,32 +14,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from lynis_audit import audit
 
 from ght_socle import paths
 from ght_socle.harden import run_harden
 
-LYNIS_INDEX = re.compile(r"Hardening index\s*:\s*(\d+)")
 
-
-def ssh(inventory: Path, host: str, command: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
+def ssh(inventory: Path, host: str, command: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["ssh", "-F", str(inventory / "ssh_config"), "-o", "BatchMode=yes", host,
                            f"sudo -n sh -c {json.dumps(command)}"], capture_output=True, text=True, timeout=timeout,
                           check=False, stdin=subprocess.DEVNULL)
-
-
-def lynis_index(inventory: Path, host: str) -> tuple[int, float]:
-    started = time.monotonic()
-    result = ssh(inventory, host, "lynis audit system --quick --no-colors 2>&1")
-    match = LYNIS_INDEX.search(result.stdout)
-    if not match:
-        raise SystemExit(f"lynis gave no hardening index on {host} (exit {result.returncode}): "
-                         f"{result.stdout[-800:]}{result.stderr[-400:]}")
-    return int(match.group(1)), time.monotonic() - started
 
 
 def already_hardened(inventory: Path, host: str) -> bool:
@@ -64,7 +52,9 @@ def main() -> int:
     if not args.no_lynis:
         print(f"lab {'fresh' if fresh else 'already hardened'}; Lynis on {args.host} before the roles...",
               file=sys.stderr)
-        figures["lynis_before"], figures["lynis_seconds"] = lynis_index(args.inventory, args.host)
+        before = audit(args.inventory / "ssh_config", args.host)
+        print(f"  before: {before.summary()}", file=sys.stderr, flush=True)
+        figures["lynis_before"] = before.as_dict()
 
     first = run_harden(args.inventory, use_mitogen=not args.no_mitogen)
     figures["first_converge_s"] = round(first.duration_s, 1)
@@ -76,7 +66,8 @@ def main() -> int:
     figures["strategy"] = second.strategy
 
     if not args.no_lynis:
-        figures["lynis_after"], _ = lynis_index(args.inventory, args.host)
+        after = audit(args.inventory / "ssh_config", args.host)
+        figures["lynis_after"] = after.as_dict()
     out = paths.state_dir() / "bench" / "harden.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(figures, indent=2), encoding="utf-8")
@@ -86,8 +77,8 @@ def main() -> int:
     print(f"first converge : {figures['first_converge_s']} s ({'ok' if first.succeeded else 'FAILED'})")
     print(f"second run     : {figures['second_run_s']} s, changed per host {figures['second_run_changed']}")
     if not args.no_lynis:
-        print(f"Lynis index on {args.host}: {figures['lynis_before']} before -> {figures['lynis_after']} after "
-              f"(one audit: {figures['lynis_seconds']:.0f} s)")
+        print(f"Lynis on {args.host} before the roles: {before.summary()}")
+        print(f"Lynis on {args.host} after the roles : {after.summary()}")
     print(f"figures written to {out}")
     return 0 if first.succeeded and second.succeeded else 1
 
