@@ -169,6 +169,15 @@ def test_log_004_local_logs(facts: HostFacts, pssi_rule: RuleContext) -> None:
     problems += [f"{path}: mode {mode}, expected at most {maximum}" for path, mode in too_open[:20]]
     if len(too_open) > 20:
         problems.append(f"... and {len(too_open) - 20} more log files above {maximum}")
+    rotations = dict(facts.texts_under("/etc/logrotate.d/"))
+    rotations["/etc/logrotate.conf"] = facts.text("/etc/logrotate.conf") or ""
+    for path, text in sorted(rotations.items()):
+        modes = {line.split()[1] for line in config_lines(text)
+                 if line.startswith("create ") and len(line.split()) > 1 and line.split()[1].isdigit()}
+        # /etc/logrotate.d/wtmp and btmp recreate the login accounting files: Debian's utmp modes.
+        limit = LOGIN_ACCOUNTING_MAX_MODE.get(path.rsplit("/", 1)[-1], maximum)
+        problems += [f"{path}: logrotate recreates its logs with mode {mode}, expected at most {limit}"
+                     for mode in sorted(modes) if mode_exceeds(mode, limit)]
     if not facts.package("logrotate"):
         problems.append("logrotate is not installed: no rotation")
     elif not facts.unit_enabled("logrotate.timer"):

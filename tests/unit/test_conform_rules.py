@@ -182,3 +182,14 @@ def test_multi_homed_hosts_filter_reverse_paths_loosely(raw: dict[str, Any]) -> 
     test(facts, RuleContext("OSH-002", default_catalog(), APP_GROUPS, two_zones))
     with pytest.raises(RuleFailed, match="rp_filter = 2, expected 1"):
         test(facts, RuleContext("OSH-002", default_catalog(), APP_GROUPS, {"ght_addresses": {"log": "10.40.9.10"}}))
+
+
+def test_log_rotation_recreating_logs_too_open_fails_log_004(raw: dict[str, Any]) -> None:
+    # Recorded from a fresh VM: Debian's dpkg rotation recreates dpkg.log 0644; wtmp's 0664 is Debian's utmp mode.
+    problems = verdict("test_log", "test_log_004_local_logs", "LOG-004", raw)
+    assert "/etc/logrotate.d/dpkg: logrotate recreates its logs with mode 644, expected at most 0640" in problems
+    assert not any(p.startswith(("/etc/logrotate.d/wtmp", "/etc/logrotate.d/btmp")) for p in problems), problems
+    raw["texts"]["/etc/logrotate.d/dpkg"] = raw["texts"]["/etc/logrotate.d/dpkg"].replace("create 644", "create 0640")
+    raw["texts"]["/etc/logrotate.d/alternatives"] = "/var/log/alternatives.log {\n\tcreate 600 root root\n}\n"
+    problems = verdict("test_log", "test_log_004_local_logs", "LOG-004", raw)
+    assert not any("logrotate recreates" in p for p in problems), problems
