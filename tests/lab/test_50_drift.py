@@ -197,12 +197,15 @@ def unreachable_inventory(hardened_lab: Lab, tmp_path: Path) -> tuple[Path, str]
     copy.mkdir()
     for name in ("hosts.yml", "known_hosts"):
         shutil.copy(lab.inventory / name, copy / name)
+    # An unused address on a segment of the bastion itself: its ARP requests get no answer and the jump
+    # fails within seconds ("no route to host"). Behind a router the SYN could wait for TCP's timeout.
+    bastion_address = next(iter(lab.addresses[lab.bastion].values()))
+    nowhere = bastion_address.rsplit(".", 1)[0] + ".250"
     blocks = (lab.inventory / "ssh_config").read_text(encoding="utf-8").split("\nHost ")
     patched = []
     for block in blocks:
         if block.split("\n", 1)[0].strip() == host or block.startswith(f"Host {host}\n"):
-            # An unused address of the host's own segment: the bastion gets no ARP answer.
-            lines = [(line.rsplit(".", 1)[0] + ".250" if line.strip().startswith("HostName") else line)
+            lines = [(f"    HostName {nowhere}" if line.strip().startswith("HostName") else line)
                      for line in block.splitlines()]
             block = "\n".join(lines) + ("\n" if block.endswith("\n") else "")
         patched.append(block)
