@@ -9,6 +9,7 @@ thousands of short commands, each costly without KVM.
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 import time
 from dataclasses import dataclass
@@ -37,9 +38,17 @@ class LynisAudit:
                 f"{self.tests if self.tests is not None else '?'} tests, {self.seconds:.0f} s")
 
 
-def audit(ssh_config: Path, host: str, timeout: float = 2400.0) -> LynisAudit:
-    """Run the audit over SSH (sudo); no log or report file is left on the VM."""
-    command = "sudo -n lynis audit system --quick --no-colors --no-log --report-file /dev/null 2>&1"
+def audit(ssh_config: Path, host: str, timeout: float = 5400.0) -> LynisAudit:
+    """Run the audit over SSH (sudo); no log or report file is left on the VM.
+
+    Lynis lists its warnings and suggestions from its report file: the file lives in a temporary
+    directory for the run, its counts are printed after the screen output, then it is removed.
+    """
+    audit_then_count = (
+        'dir=$(mktemp -d) && lynis audit system --quick --no-colors --no-log --report-file "$dir/report.dat" 2>&1; '
+        r'echo "Warnings ($(grep -c "^warning\[\]=" "$dir/report.dat"))"; '
+        r'echo "Suggestions ($(grep -c "^suggestion\[\]=" "$dir/report.dat"))"; rm -rf "$dir"')
+    command = f"sudo -n sh -c {shlex.quote(audit_then_count)}"
     started = time.monotonic()
     try:
         completed = subprocess.run(["ssh", "-F", str(ssh_config), "-o", "BatchMode=yes", host, command],
@@ -55,8 +64,8 @@ def audit(ssh_config: Path, host: str, timeout: float = 2400.0) -> LynisAudit:
                          f"{output[-600:]}{completed.stderr[-300:]}")
 
     def count(pattern: re.Pattern[str]) -> int:
-        match = pattern.search(output)
-        return int(match.group(1)) if match else 0
+        matches = pattern.findall(output)  # the counts from the report file come last
+        return int(matches[-1]) if matches else 0
 
     tests = TESTS.search(output)
     return LynisAudit(host=host, index=int(index.group(1)), seconds=seconds, warnings=count(WARNINGS),
