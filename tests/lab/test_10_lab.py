@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from conftest import Lab, lab_from_status, leftover_qemu, socle
 
+from ght_socle import paths
+
 SEPARATE_MOUNTS = ("/tmp", "/var", "/var/tmp", "/var/log", "/var/log/audit", "/home")
 
 # Prints open | refused | timeout for a TCP connection from the VM (refused means the packet got
@@ -112,11 +114,19 @@ def test_up_twice_is_idempotent_on_the_session_lab(lab: Lab) -> None:
     assert all(v["status"] == "running" for v in after["vms"])
 
 
-@pytest.fixture
-def throwaway_lab(lab: Lab, tmp_path: Path) -> Iterator[Lab]:
-    """A second lab of the bastion alone, in its own state directory; always taken down."""
-    env = {"SOCLE_STATE": str(tmp_path / "state")}
-    state_dir = tmp_path / "state" / "lab"
+@pytest.fixture(scope="module")
+def throwaway_lab(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """A second lab of the bastion alone, in its own state directory; always taken down.
+
+    It has its own cache of saved states (the golden images are shared), so it boots cold and saves
+    its first boot whatever the session lab did.
+    """
+    base = tmp_path_factory.mktemp("throwaway")
+    cache = base / "cache"
+    cache.mkdir()
+    (cache / "images").symlink_to(paths.cache_dir() / "images")
+    env = {"SOCLE_STATE": str(base / "state"), "SOCLE_CACHE": str(cache)}
+    state_dir = base / "state" / "lab"
     try:
         up = socle("lab", "up", "--hosts", lab.bastion, env=env)
         assert up.returncode == 0, up.stderr[-3000:]
@@ -126,6 +136,36 @@ def throwaway_lab(lab: Lab, tmp_path: Path) -> Iterator[Lab]:
         assert down.returncode == 0, down.stderr
         assert leftover_qemu(state_dir) == []
         assert not (state_dir / "lab.json").exists()
+
+
+def _guest(lab: Lab, command: str) -> str:
+    result = lab.run(lab.bastion, command)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_a_new_lab_of_the_same_plan_resumes_the_saved_first_boot(throwaway_lab: Lab) -> None:
+    lab = throwaway_lab
+    first = json.loads(socle("lab", "status", "--format", "json", env=lab.env).stdout)["vms"]
+    assert [v["resumed"] for v in first] == [False]
+    saved = list((Path(lab.env["SOCLE_CACHE"]) / "lab-states").glob("*/saved.json"))
+    assert len(saved) == 1, "the cold up did not save the state of its first boot"
+    boot_id = _guest(lab, "cat /proc/sys/kernel/random/boot_id")
+    assert socle("lab", "down", env=lab.env).returncode == 0
+    # Let the saved clock fall well behind, so that a resume without the clock step would show.
+    time.sleep(max(0.0, 20 - (time.time() - saved[0].stat().st_mtime)))
+
+    again = socle("lab", "up", "--hosts", lab.bastion, env=lab.env)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "resumed from a saved first boot" in again.stdout
+    second = json.loads(socle("lab", "status", "--format", "json", env=lab.env).stdout)["vms"]
+    assert [(v["resumed"], v["status"]) for v in second] == [(True, "running")]
+    # The same booted system (not a second boot), over SSH with the host keys recorded at the save,
+    assert _guest(lab, "cat /proc/sys/kernel/random/boot_id") == boot_id
+    # its clock set from the host's,
+    assert abs(float(_guest(lab, "date +%s.%N")) - time.time()) < 10
+    # and the generation-id device bound, through which the kernel reseeds its random generator.
+    assert "QEMUVGID" in _guest(lab, "ls /sys/bus/acpi/drivers/vmgenid/")
 
 
 def test_status_reports_a_killed_vm_as_crashed(throwaway_lab: Lab) -> None:

@@ -31,6 +31,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                     help=f"how long to wait for SSH on every VM (default {manager.SSH_WAIT_SECONDS:.0f})")
     up.add_argument("--hosts", default=None, metavar="NAME[,NAME...]",
                     help="boot only these instances of the lab stack (the bastion always comes too)")
+    up.add_argument("--cold", action="store_true",
+                    help="boot every VM from scratch, neither resuming nor saving the state of a first boot")
     up.set_defaults(handler=_up)
 
     status = actions.add_parser("status", help="running / crashed / stopped per VM (exit 1 if any is not running)")
@@ -57,10 +59,12 @@ def _terminate(signum: int, _frame: object) -> None:
 def _up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     only = [name.strip() for name in args.hosts.split(",") if name.strip()] if args.hosts else None
-    state = manager.up(progress, ssh_port=args.ssh_port, only=only, wait_seconds=args.timeout)
+    state = manager.up(progress, ssh_port=args.ssh_port, only=only, wait_seconds=args.timeout, cold=args.cold)
     fleet = state.fleet_model()
     inventory = manager.inventory_dir()
-    print(f"lab up: {len(fleet.hosts)} VMs ({state.accelerator.upper()}), bastion {fleet.bastion} on "
+    resumed = sum(entry.resumed for entry in state.vms.values())
+    how = f", {resumed} resumed from a saved first boot" if resumed else ""
+    print(f"lab up: {len(fleet.hosts)} VMs ({state.accelerator.upper()}{how}), bastion {fleet.bastion} on "
           f"127.0.0.1:{state.ssh_port}")
     table(([h.name, h.zone, ", ".join(h.addresses.values()), ", ".join(h.groups[:3])] for h in fleet.hosts),
           ["name", "zone", "addresses", "groups"])

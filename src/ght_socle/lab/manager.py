@@ -23,7 +23,7 @@ from typing import Any
 
 from ght_socle import paths
 from ght_socle.errors import SocleError
-from ght_socle.lab import access, network, seed, vm
+from ght_socle.lab import access, network, saved_state, seed, vm
 from ght_socle.lab.fleet import ADMIN_KEYS_CONFIG, Fleet, Flow, Host, Zone, fleet_from_plan
 from ght_socle.lab.image import GoldenImage, Recipe, ensure_image
 from ght_socle.lab.tools import require_tools, run
@@ -62,6 +62,7 @@ class VmState:
     started_at: float = 0.0
     host_keys: list[str] = field(default_factory=list)
     ready_seconds: float | None = None  # start -> SSH answering, measured by `up`
+    resumed: bool = False  # started from the saved state of its first boot (see saved_state)
 
 
 @dataclass
@@ -75,6 +76,7 @@ class LabState:
     fleet: dict[str, Any]
     vms: dict[str, VmState]
     created_at: float
+    saved_state: str | None = None  # key of the saved state this lab was resumed from or saved to
 
     @property
     def file(self) -> Path:
@@ -184,11 +186,13 @@ def vm_status(state: LabState, name: str) -> str:
 
 def up(progress: Progress, ssh_port: int | None = None, only: list[str] | None = None,
        fleet: Fleet | None = None, recipe: Recipe | None = None,
-       wait_seconds: float = SSH_WAIT_SECONDS) -> LabState:
+       wait_seconds: float = SSH_WAIT_SECONDS, cold: bool = False) -> LabState:
     """Boot the lab (or the VMs of it that are not running); return its state once every VM answers SSH.
 
     ``only`` boots a subset of the stack's instances (the bastion is always included); it applies
-    when the lab is created, a running lab keeps its fleet.
+    when the lab is created, a running lab keeps its fleet. A new lab resumes the saved state of an
+    earlier lab of the same plan when there is one, else boots and saves its state for the next time;
+    ``cold`` boots from scratch and saves nothing (see :mod:`ght_socle.lab.saved_state`).
     """
     require_tools("qemu-system-x86_64", "qemu-img", "ip", "nft", "genisoimage", "ssh", "ssh-keygen")
     directory = lab_state_dir()
@@ -196,7 +200,8 @@ def up(progress: Progress, ssh_port: int | None = None, only: list[str] | None =
         state = LabState.load(directory)
         if state is None and ssh_port is not None:
             _check_port_free(ssh_port)  # before anything is created
-        key = access.ensure_admin_key(directory / "ssh")
+        key = access.ensure_admin_key(directory / "ssh", paths.cache_dir() / "lab-ssh")
+        new_lab = state is None
         if state is None:
             if fleet is None:
                 progress("planning the lab stack (offline plan)")
@@ -221,20 +226,39 @@ def up(progress: Progress, ssh_port: int | None = None, only: list[str] | None =
             progress("every lab VM is already running")
         started: list[str] = []
         created_network = not network.namespace_exists(state.namespace)
+        resumed_from: saved_state.SavedFleet | None = None
         try:
             fleet_model = state.fleet_model()
+            state_key = saved_state.digest(_guest_signature(state, fleet_model, image)) if new_lab else None
+            if state_key and not cold:
+                resumed_from = saved_state.find(state_key, list(state.vms))
             bridges = network.create_network(state.namespace, fleet_model)
             if state.vms and fleet_model.bastion in to_start:
                 _check_port_free(state.ssh_port)
-            progress(f"starting {len(to_start)} VM(s) under {state.accelerator.upper()} "
-                     f"({VM_VCPUS} vCPU, {VM_MEMORY_MB} MB each)" if to_start else "checking SSH on every VM")
+            if resumed_from:
+                progress(f"resuming {len(to_start)} VM(s) from the saved state of their first boot "
+                         f"({resumed_from.key}; `socle lab up --cold` boots from scratch)")
+                state.saved_state = resumed_from.key
+            elif to_start:
+                progress(f"starting {len(to_start)} VM(s) under {state.accelerator.upper()} "
+                         f"({VM_VCPUS} vCPU, {VM_MEMORY_MB} MB each)")
+            else:
+                progress("checking SSH on every VM")
             for name in to_start:
-                _start_vm(state, fleet_model, image, bridges, name)
+                _start_vm(state, fleet_model, image, bridges, name, resumed_from)
                 started.append(name)
                 state.save()
+            write_inventory(state)
             _wait_for_ssh(state, fleet_model, progress, wait_seconds)
+            if state_key and not cold and not resumed_from:
+                _save_first_boot(state, image, state_key, progress)
+            if new_lab:
+                access.set_guest_clocks(inventory_dir() / "ssh_config", list(state.vms))
             write_inventory(state)
         except BaseException:
+            if resumed_from:
+                resumed_from.discard()
+                progress(f"discarded the saved state {resumed_from.key}: the next `socle lab up` boots from scratch")
             progress("lab up failed: stopping what this run started")
             for name in started:
                 vm.stop(state.vms[name].pid, state.marker)
@@ -246,39 +270,93 @@ def up(progress: Progress, ssh_port: int | None = None, only: list[str] | None =
         return state
 
 
-def _start_vm(state: LabState, fleet: Fleet, image: GoldenImage, bridges: dict[str, str], name: str) -> None:
+@dataclass
+class _VmPlan:
+    """What one VM of the lab is made of, before anything is created."""
+
+    host: Host
+    zone_macs: list[str]
+    nat_mac: str
+    seed_documents: dict[str, str]
+    overlays: list[Path]
+
+    def spec(self, state: LabState, image: GoldenImage, zone_fds: list[int],
+             incoming: Path | None = None) -> vm.VmSpec:
+        return vm.VmSpec(name=self.host.name, directory=state.vm_dir(self.host.name), accelerator=state.accelerator,
+                         memory_mb=VM_MEMORY_MB, vcpus=VM_VCPUS, kernel=image.kernel, initrd=image.initrd,
+                         disks=self.overlays, seed=state.vm_dir(self.host.name) / "seed.iso",
+                         zone_nics=list(zip(zone_fds, self.zone_macs, strict=True)), nat_mac=self.nat_mac,
+                         ssh_forward_port=state.ssh_port if self.host.is_bastion else None, incoming=incoming)
+
+
+def _vm_plan(state: LabState, fleet: Fleet, image: GoldenImage, name: str) -> _VmPlan:
     host = fleet.host(name)
+    index = state.vms[name].index
+    zone_macs = [seed.mac_address(index, nic) for nic in range(len(host.addresses))]
+    nat_mac = seed.mac_address(index, 0xFF)
+    return _VmPlan(host=host, zone_macs=zone_macs, nat_mac=nat_mac,
+                   seed_documents=seed.seed_documents(host, seed.network_config(host, fleet, zone_macs, nat_mac)),
+                   overlays=[state.vm_dir(name) / f"{fs.label}.qcow2" for fs in image.recipe.layout])
+
+
+def _guest_signature(state: LabState, fleet: Fleet, image: GoldenImage) -> dict[str, Any]:
+    """Everything the lab's guests can see of their machine and provisioning (a saved state's key)."""
+    plans = {name: _vm_plan(state, fleet, image, name) for name in state.vms}
+    return {"image": Path(state.image).name, "qemu": vm.qemu_version(),
+            "vms": {name: {"machine": plan.spec(state, image, [0] * len(plan.zone_macs)).guest_signature(),
+                           "seed": plan.seed_documents} for name, plan in plans.items()}}
+
+
+def _start_vm(state: LabState, fleet: Fleet, image: GoldenImage, bridges: dict[str, str], name: str,
+              resume: saved_state.SavedFleet | None = None) -> None:
+    plan = _vm_plan(state, fleet, image, name)
     entry = state.vms[name]
     directory = state.vm_dir(name)
     directory.mkdir(parents=True, exist_ok=True)
-    overlays = []
-    for fs in image.recipe.layout:
-        overlay = directory / f"{fs.label}.qcow2"
-        if not overlay.exists():  # a restarted VM keeps its disks
-            run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", image.disk(fs), "-F", "raw", overlay],
-                what=f"create the {fs.mountpoint} overlay of {name}")
-        overlays.append(overlay)
-    zone_macs = [seed.mac_address(state.lab_id, entry.index, nic) for nic in range(len(host.addresses))]
-    nat_mac = seed.mac_address(state.lab_id, entry.index, 0xFF)
+    for fs, overlay in zip(image.recipe.layout, plan.overlays, strict=True):
+        if overlay.exists():  # a restarted VM keeps its disks
+            continue
+        if resume:
+            backing, backing_format = resume.overlay(name, fs.label), "qcow2"
+        else:
+            backing, backing_format = image.disk(fs), "raw"
+        run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", backing, "-F", backing_format, overlay],
+            what=f"create the {fs.mountpoint} overlay of {name}")
     seed_file = directory / "seed.iso"
     if not seed_file.exists():
-        seed.write_seed(seed_file, host, f"{name}-{state.lab_id}",
-                        seed.network_config(host, fleet, zone_macs, nat_mac))
+        seed.write_seed(seed_file, plan.host, plan.seed_documents)
     fds: list[int] = []
     try:
-        for nic, zone_name in enumerate(host.addresses):
+        for nic, zone_name in enumerate(plan.host.addresses):
             fds.append(network.open_tap(f"t{state.lab_id[:6]}{entry.index:02d}{nic}", state.namespace,
                                         bridges[zone_name]))
-        spec = vm.VmSpec(name=name, directory=directory, accelerator=state.accelerator, memory_mb=VM_MEMORY_MB,
-                         vcpus=VM_VCPUS, kernel=image.kernel, initrd=image.initrd, disks=overlays, seed=seed_file,
-                         zone_nics=list(zip(fds, zone_macs, strict=True)), nat_mac=nat_mac,
-                         ssh_forward_port=state.ssh_port if host.is_bastion else None)
-        entry.pid = vm.start(spec)
+        entry.pid = vm.start(plan.spec(state, image, fds, resume.vmstate(name) if resume else None))
+        if resume:
+            saved_state.resume(directory / "qmp.sock", name)
         entry.started_at = time.time()
         entry.ready_seconds = None
+        entry.resumed = resume is not None
+        if resume:
+            entry.host_keys = resume.host_keys(name)
     finally:
         for fd in fds:
             os.close(fd)
+
+
+def _save_first_boot(state: LabState, image: GoldenImage, key: str, progress: Progress) -> None:
+    """Save every VM's state right after its first boot, for the next `up` of the same plan."""
+    progress("saving the state of each VM after its first boot (the next `socle lab up` resumes it)")
+    to_save = [saved_state.VmToSave(name=name, monitor=state.vm_dir(name) / "qmp.sock",
+                                    overlays=[state.vm_dir(name) / f"{fs.label}.qcow2" for fs in image.recipe.layout],
+                                    host_keys=entry.host_keys) for name, entry in state.vms.items()]
+    try:
+        saved_state.save(key, to_save, progress)
+    except (SocleError, OSError) as exc:
+        # The lab itself is fine: a state that could not be saved only means the next up boots again.
+        progress(f"warning: the VM states were not saved ({exc}); the next `socle lab up` boots from scratch")
+        return
+    state.saved_state = key
+    state.save()
 
 
 def _wait_for_ssh(state: LabState, fleet: Fleet, progress: Progress, wait_seconds: float) -> None:
@@ -370,7 +448,8 @@ def status(state: LabState) -> list[dict[str, Any]]:
         entry = state.vms[host.name]
         rows.append({"name": host.name, "zone": host.zone, "addresses": host.addresses,
                      "groups": list(host.groups), "status": vm_status(state, host.name), "pid": entry.pid,
-                     "bastion": host.is_bastion, "ready_seconds": entry.ready_seconds})
+                     "bastion": host.is_bastion, "ready_seconds": entry.ready_seconds,
+                     "resumed": entry.resumed})
     return rows
 
 

@@ -71,7 +71,9 @@ def create_network(namespace: str, fleet: Fleet) -> dict[str, str]:
         bridge = bridge_name(index)
         bridges[zone.name] = bridge
         if bridge not in existing:
-            run(["ip", "-n", namespace, "link", "add", bridge, "type", "bridge"], what=f"create bridge {bridge}")
+            # A fixed address: a guest resumed from a saved state still has the gateway in its ARP cache.
+            run(["ip", "-n", namespace, "link", "add", bridge, "address", f"52:54:00:6d:00:{index:02x}",
+                 "type", "bridge"], what=f"create bridge {bridge}")
             run(["ip", "-n", namespace, "link", "set", bridge, "alias", f"zone {zone.name}"],
                 what=f"name bridge {bridge}")
             run(["ip", "-n", namespace, "addr", "add", f"{zone.gateway}/{zone.cidr.prefixlen}", "dev", bridge],

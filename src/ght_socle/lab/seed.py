@@ -19,9 +19,10 @@ from ght_socle.lab.fleet import Fleet, Host
 from ght_socle.lab.tools import require_tools, run
 
 
-def mac_address(lab: str, vm_index: int, nic_index: int) -> str:
-    """Locally administered, stable MACs: 52:54:00:<lab>:<vm>:<nic>."""
-    return f"52:54:00:{lab[:2]}:{vm_index:02x}:{nic_index:02x}"
+def mac_address(vm_index: int, nic_index: int) -> str:
+    """Stable MACs, 52:54:00:6c:<vm>:<nic>. The same in every lab: each lab's zones are segments of its
+    own namespace, so labs never share a segment, and a VM's saved state fits any lab of the same plan."""
+    return f"52:54:00:6c:{vm_index:02x}:{nic_index:02x}"
 
 
 def network_config(host: Host, fleet: Fleet, zone_macs: list[str], nat_mac: str) -> dict[str, Any]:
@@ -45,17 +46,21 @@ def network_config(host: Host, fleet: Fleet, zone_macs: list[str], nat_mac: str)
     return {"version": 1, "config": interfaces}
 
 
-def write_seed(path: Path, host: Host, instance_id: str, netconf: dict[str, Any]) -> None:
+def seed_documents(host: Host, netconf: dict[str, Any]) -> dict[str, str]:
+    """The three NoCloud files of ``host``: what cloud-init sees of the plan (also a saved state's key)."""
+    return {"user-data": host.user_data,
+            "meta-data": yaml.safe_dump({"instance-id": f"ghtlab-{host.name}", "local-hostname": host.name}),
+            "network-config": yaml.safe_dump(netconf, sort_keys=False)}
+
+
+def write_seed(path: Path, host: Host, documents: dict[str, str]) -> None:
     """Write the NoCloud ISO for ``host`` at ``path``."""
     require_tools("genisoimage")
     with tempfile.TemporaryDirectory(prefix="ghtlab-seed-") as tmp:
         directory = Path(tmp)
-        (directory / "user-data").write_text(host.user_data)
-        (directory / "meta-data").write_text(yaml.safe_dump({"instance-id": instance_id,
-                                                             "local-hostname": host.name}))
-        (directory / "network-config").write_text(yaml.safe_dump(netconf, sort_keys=False))
+        for name, text in documents.items():
+            (directory / name).write_text(text)
         run(["genisoimage", "-quiet", "-output", path, "-volid", "cidata", "-joliet", "-rock",
-             directory / "user-data", directory / "meta-data", directory / "network-config"],
-            what=f"build the NoCloud seed of {host.name}")
+             *(directory / name for name in documents)], what=f"build the NoCloud seed of {host.name}")
 
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
+import socket
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ght_socle import paths
@@ -102,6 +104,7 @@ class VmSpec:
     zone_nics: list[tuple[int, str]]  # (tap fd, mac)
     nat_mac: str
     ssh_forward_port: int | None  # bastion only: 127.0.0.1:<port> -> guest :22
+    incoming: Path | None = None  # a saved VM state to resume instead of booting (see saved_state)
 
     @property
     def pidfile(self) -> Path:
@@ -123,7 +126,10 @@ class VmSpec:
                 "-append", KERNEL_COMMAND_LINE,
                 "-serial", f"file:{self.console}", "-qmp", f"unix:{self.qmp},server=on,wait=off",
                 "-pidfile", str(self.pidfile), "-daemonize",
-                "-device", "virtio-rng-pci"]
+                "-device", "virtio-rng-pci",
+                # A new generation id at every QEMU start: a guest resumed from a saved state sees it
+                # change and reseeds its random generator (Linux vmgenid), so no two runs share it.
+                "-device", "vmgenid,guid=auto"]
         for disk in self.disks:
             argv += ["-drive", f"file={disk},if=virtio,format=qcow2,discard=unmap"]
         argv += ["-drive", f"file={self.seed},if=virtio,format=raw,readonly=on"]
@@ -134,7 +140,19 @@ class VmSpec:
         forward = f",hostfwd=tcp:127.0.0.1:{self.ssh_forward_port}-:22" if self.ssh_forward_port else ""
         argv += ["-netdev", f"user,id=nat,net=10.0.2.0/24{forward}",
                  "-device", f"virtio-net-pci,netdev=nat,mac={self.nat_mac},addr=0x1f"]
+        if self.incoming is not None:
+            argv += ["-incoming", f"exec:cat {shlex.quote(str(self.incoming))}"]
         return argv
+
+    def guest_signature(self) -> list[str]:
+        """The command line with what the guest cannot see taken out (paths of this run, descriptors,
+        the host side of the SSH forward): two specs with the same signature run the same virtual
+        machine, so a state saved from one resumes in the other."""
+        generic = replace(self, directory=Path("/vm"), disks=[Path(f"/vm/disk{i}") for i in range(len(self.disks))],
+                          seed=Path("/vm/seed"), zone_nics=[(index, mac) for index, (_fd, mac)
+                                                             in enumerate(self.zone_nics)],
+                          ssh_forward_port=None, incoming=None)
+        return generic.argv()
 
 
 def start(spec: VmSpec) -> int:
@@ -199,3 +217,58 @@ def lab_qemu_pids(marker: str) -> list[int]:
         if entry.name.isdigit() and is_our_qemu(int(entry.name), marker):
             pids.append(int(entry.name))
     return sorted(pids)
+
+
+def qemu_version() -> str:
+    """``QEMU emulator version X.Y.Z (...)``: part of a saved state's key (states do not cross versions)."""
+    completed = subprocess.run([QEMU, "--version"], capture_output=True, text=True, check=False)
+    return completed.stdout.splitlines()[0].strip() if completed.stdout else "unknown"
+
+
+class Qmp:
+    """A minimal synchronous QMP client (one command at a time; asynchronous events are skipped)."""
+
+    def __init__(self, path: Path, timeout: float = 60.0) -> None:
+        self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._socket.settimeout(timeout)
+        try:
+            self._socket.connect(str(path))
+        except OSError as exc:
+            self._socket.close()
+            raise SocleError(f"cannot reach the QEMU monitor {path}: {exc}", where="lab") from None
+        self._reader = self._socket.makefile("r", encoding="utf-8")
+        try:
+            self._reader.readline()  # greeting
+            self.execute("qmp_capabilities")
+        except (OSError, SocleError):
+            self.close()
+            raise
+
+    def execute(self, command: str, **arguments: object) -> object:
+        message: dict[str, object] = {"execute": command}
+        if arguments:
+            message["arguments"] = arguments
+        try:
+            self._socket.sendall(json.dumps(message).encode() + b"\n")
+            while True:
+                line = self._reader.readline()
+                if not line:
+                    raise OSError("end of stream")
+                reply = json.loads(line)
+                if "return" in reply or "error" in reply:
+                    break
+        except OSError as exc:  # QEMU exited (or hung past the timeout) while we talked to it
+            raise SocleError(f"the QEMU monitor closed during {command} ({exc})", where="lab") from None
+        if "error" in reply:
+            raise SocleError(f"QEMU refused {command}: {reply['error'].get('desc', reply['error'])}", where="lab")
+        return reply["return"]
+
+    def close(self) -> None:
+        self._reader.close()
+        self._socket.close()
+
+    def __enter__(self) -> Qmp:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
