@@ -45,20 +45,25 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "cache"
 
 
-def test_a_saved_state_resumes_in_a_new_qemu_over_the_copied_disk(tmp_path: Path, cache: Path) -> None:
-    first = tmp_path / "first"
-    first.mkdir()
-    disk = first / "root.qcow2"
+def _save_a_running_machine(directory: Path, key: str, host_keys: list[str]) -> saved_state.SavedFleet:
+    """Start a machine with a 16 MiB qcow2 disk in ``directory``, save it as ``vm-a`` under ``key``, stop it."""
+    directory.mkdir()
+    disk = directory / "root.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", disk, "16M"], check=True)
-    source = _qemu(first, disk)
+    source = _qemu(directory, disk)
     try:
-        saved = saved_state.save("k1", [saved_state.VmToSave("vm-a", first / "qmp.sock", [disk], ["ssh-ed25519 AAAA"])],
+        saved = saved_state.save(key, [saved_state.VmToSave("vm-a", directory / "qmp.sock", [disk], host_keys)],
                                  progress=lambda _m: None)
-        with vm.Qmp(first / "qmp.sock") as monitor:
+        with vm.Qmp(directory / "qmp.sock") as monitor:
             # The source runs on after its state is saved (`cont` after the migration).
             assert monitor.execute("query-status")["status"] == "running"  # type: ignore[index]
     finally:
         _stop(source)
+    return saved
+
+
+def test_a_saved_state_resumes_in_a_new_qemu_over_the_copied_disk(tmp_path: Path, cache: Path) -> None:
+    saved = _save_a_running_machine(tmp_path / "first", "k1", ["ssh-ed25519 AAAA"])
     assert saved.vmstate("vm-a").stat().st_size > 0
     assert saved.overlay("vm-a", "root").is_file()
     assert saved_state.find("k1", ["vm-a"]) == saved
@@ -79,15 +84,7 @@ def test_a_saved_state_resumes_in_a_new_qemu_over_the_copied_disk(tmp_path: Path
 
 
 def test_a_state_for_other_vms_or_an_older_format_is_not_found(tmp_path: Path, cache: Path) -> None:
-    first = tmp_path / "vm"
-    first.mkdir()
-    disk = first / "root.qcow2"
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", disk, "16M"], check=True)
-    source = _qemu(first, disk)
-    try:
-        saved_state.save("k2", [saved_state.VmToSave("vm-a", first / "qmp.sock", [disk], [])], progress=print)
-    finally:
-        _stop(source)
+    _save_a_running_machine(tmp_path / "vm", "k2", [])
     assert saved_state.find("k2", ["vm-a", "vm-b"]) is None  # a VM the state does not hold
     assert saved_state.find("other", ["vm-a"]) is None
     meta = cache / "lab-states" / "k2" / saved_state.META_FILE

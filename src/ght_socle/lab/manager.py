@@ -250,10 +250,11 @@ def up(progress: Progress, ssh_port: int | None = None, only: list[str] | None =
                 state.save()
             write_inventory(state)
             _wait_for_ssh(state, fleet_model, progress, wait_seconds)
-            if state_key and not cold and not resumed_from:
-                _save_first_boot(state, image, state_key, progress)
-            if new_lab:
+            if resumed_from:
+                # Hours or days may have passed since the save: a guest must not run with that clock.
                 access.set_guest_clocks(inventory_dir() / "ssh_config", list(state.vms))
+            elif state_key and not cold:
+                _save_first_boot(state, image, state_key, progress)
             write_inventory(state)
         except BaseException:
             if resumed_from:
@@ -357,6 +358,10 @@ def _save_first_boot(state: LabState, image: GoldenImage, key: str, progress: Pr
         return
     state.saved_state = key
     state.save()
+    try:  # each guest's clock stood still for the second or so it was paused
+        access.set_guest_clocks(inventory_dir() / "ssh_config", list(state.vms))
+    except SocleError as exc:
+        progress(f"warning: {exc.message}")
 
 
 def _wait_for_ssh(state: LabState, fleet: Fleet, progress: Progress, wait_seconds: float) -> None:
