@@ -64,7 +64,9 @@ def main() -> int:
 
         cache = Path(tmp) / "cache"
         cache.mkdir()
-        (cache / "images").symlink_to(paths.cache_dir() / "images")
+        for shared in ("images", "accelerator.json"):  # the golden images and the KVM probe's verdict
+            if (paths.cache_dir() / shared).exists():
+                (cache / shared).symlink_to(paths.cache_dir() / shared)
         env = {**os.environ, "SOCLE_STATE": str(Path(tmp) / "state"), "SOCLE_CACHE": str(cache)}
         try:
             print("socle lab up: first boot, then each VM's state saved...", file=sys.stderr)

@@ -124,7 +124,9 @@ def throwaway_lab(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     base = tmp_path_factory.mktemp("throwaway")
     cache = base / "cache"
     cache.mkdir()
-    (cache / "images").symlink_to(paths.cache_dir() / "images")
+    for shared in ("images", "accelerator.json"):  # the golden images and the KVM probe's verdict
+        if (paths.cache_dir() / shared).exists():
+            (cache / shared).symlink_to(paths.cache_dir() / shared)
     env = {"SOCLE_STATE": str(base / "state"), "SOCLE_CACHE": str(cache)}
     state_dir = base / "state" / "lab"
     try:
