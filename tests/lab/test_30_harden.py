@@ -79,6 +79,19 @@ def test_fleet_converges_without_failed_or_unreachable_host(lab: Any,
         assert stats["ok"] > 20, f"{host}: only {stats['ok']} tasks ran: {stats}"
 
 
+def test_the_converge_ends_with_a_first_backup_and_restore_test_on_record(
+        lab: Any, first_run: tuple[int, dict[str, Any], str]) -> None:
+    # Right after the first converge (before the second run gives the background any time): a
+    # conformance run at this point must find a backup (BCK-007) and a restore test (BCK-006).
+    assert first_run[0] == 0, "the first converge failed:\n" + summary(first_run[1])
+    servers = lab.group("linux_servers")
+    assert servers, "the lab has no Linux server"
+    for host in servers:
+        result = lab.run(host, "test -s /var/lib/ght-backup/last-backup && test -s /var/lib/ght-backup/"
+                               "last-restore-test && systemctl is-active ght-restore-test.service", sudo=True)
+        assert result.stdout.strip() == "inactive", f"{host}: {result.stdout}{result.stderr}"
+
+
 def test_second_run_changes_nothing(lab: Any, second_run: tuple[int, dict[str, Any], str]) -> None:
     code, data, stderr = second_run
     assert code == 0, f"second run failed:\n{summary(data)}\n{stderr[-3000:]}"
