@@ -111,7 +111,7 @@ def save(key: str, vms: list[VmToSave], progress: Callable[[str], None]) -> Save
             started = time.monotonic()
             _save_vm(entry, staging / entry.name)
             size = sum(f.stat().st_size for f in (staging / entry.name).iterdir()) / 2**20
-            progress(f"  {entry.name}: state saved ({size:.0f} MiB, paused {time.monotonic() - started:.0f} s)")
+            progress(f"  {entry.name}: state saved ({size:.0f} MiB, paused {time.monotonic() - started:.1f} s)")
         meta = {"format": FORMAT, "created_at": time.time(),
                 "vms": {entry.name: {"host_keys": entry.host_keys} for entry in vms}}
         (staging / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
