@@ -193,6 +193,23 @@ def test_status_reports_a_killed_vm_as_crashed(throwaway_lab: Lab) -> None:
     assert "crashed" in text.stdout
 
 
+def test_a_damaged_saved_state_fails_up_cleanly_and_is_discarded(throwaway_lab: Lab) -> None:
+    # Last user of the throwaway lab: it ends with no lab, which the fixture's teardown accepts.
+    lab = throwaway_lab
+    assert socle("lab", "down", env=lab.env).returncode == 0
+    saved = next((Path(lab.env["SOCLE_CACHE"]) / "lab-states").glob("*/saved.json")).parent
+    vmstate = saved / lab.bastion / "vmstate"
+    vmstate.write_bytes(vmstate.read_bytes()[:4096])  # a state cut short (disk full, interrupted copy)
+    up = socle("lab", "up", "--hosts", lab.bastion, env=lab.env)
+    assert up.returncode == 2, up.stdout + up.stderr
+    error_lines = [line for line in up.stderr.splitlines() if line.startswith("socle: error:")]
+    assert len(error_lines) == 1 and f"{lab.bastion} did not resume" in error_lines[0], up.stderr[-2000:]
+    assert "Traceback" not in up.stderr
+    assert not saved.exists(), "the damaged state was kept: every up would fail the same way"
+    assert leftover_qemu(lab.state_dir) == []
+    assert not (lab.state_dir / "lab.json").exists()
+
+
 # --- checks that need no VM: the plan -> lab translation and the one-line errors ---------------------
 
 def test_router_ruleset_follows_the_stack_security_groups() -> None:

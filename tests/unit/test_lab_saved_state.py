@@ -24,7 +24,8 @@ def _spec(directory: Path, **changes: object) -> VmSpec:
 def test_the_guest_signature_ignores_what_only_one_run_has() -> None:
     one = _spec(Path("/checkout-a/.socle/lab/vms/app-01"))
     other = _spec(Path("/tmp/b/state/lab/vms/app-01"), zone_nics=[(12, "52:54:00:6c:01:00")], ssh_forward_port=2222,
-                  incoming=Path("/cache/lab-states/x/app-01/vmstate"))
+                  incoming=Path("/cache/lab-states/x/app-01/vmstate"),
+                  kernel=Path("/other-cache/images/abc/vmlinuz"), initrd=Path("/other-cache/images/abc/initrd.img"))
     assert one.guest_signature() == other.guest_signature()
     assert "-incoming" in other.argv() and "-incoming" not in other.guest_signature()
 

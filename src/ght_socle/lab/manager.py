@@ -227,6 +227,7 @@ def up(progress: Progress, ssh_port: int | None = None, only: list[str] | None =
         started: list[str] = []
         created_network = not network.namespace_exists(state.namespace)
         resumed_from: saved_state.SavedFleet | None = None
+        launching = False
         try:
             fleet_model = state.fleet_model()
             state_key = saved_state.digest(_guest_signature(state, fleet_model, image)) if new_lab else None
@@ -244,6 +245,7 @@ def up(progress: Progress, ssh_port: int | None = None, only: list[str] | None =
                          f"({VM_VCPUS} vCPU, {VM_MEMORY_MB} MB each)")
             else:
                 progress("checking SSH on every VM")
+            launching = True
             for name in to_start:
                 _start_vm(state, fleet_model, image, bridges, name, resumed_from)
                 started.append(name)
@@ -256,8 +258,9 @@ def up(progress: Progress, ssh_port: int | None = None, only: list[str] | None =
             elif state_key and not cold:
                 _save_first_boot(state, image, state_key, progress)
             write_inventory(state)
-        except BaseException:
-            if resumed_from:
+        except BaseException as failure:
+            # A VM that did not come back from the state condemns it (an interrupted up does not).
+            if resumed_from and launching and isinstance(failure, SocleError):
                 resumed_from.discard()
                 progress(f"discarded the saved state {resumed_from.key}: the next `socle lab up` boots from scratch")
             progress("lab up failed: stopping what this run started")
@@ -333,7 +336,11 @@ def _start_vm(state: LabState, fleet: Fleet, image: GoldenImage, bridges: dict[s
                                         bridges[zone_name]))
         entry.pid = vm.start(plan.spec(state, image, fds, resume.vmstate(name) if resume else None))
         if resume:
-            saved_state.resume(directory / "qmp.sock", name)
+            try:
+                saved_state.resume(directory / "qmp.sock", name)
+            except SocleError:
+                vm.stop(entry.pid, state.marker)
+                raise
         entry.started_at = time.time()
         entry.ready_seconds = None
         entry.resumed = resume is not None

@@ -150,18 +150,21 @@ def _save_vm(entry: VmToSave, target: Path) -> None:
 def resume(monitor: Path, name: str, timeout: float = MIGRATION_SECONDS) -> None:
     """Run a VM started with ``-incoming`` once its state is loaded (it was saved paused)."""
     deadline = time.monotonic() + timeout
-    with Qmp(monitor) as qmp:
-        while True:
-            info = qmp.execute("query-status")
-            status = info.get("status") if isinstance(info, dict) else None
-            if status == "running":
-                return
-            if status in ("paused", "postmigrate", "prelaunch"):
-                qmp.execute("cont")
-                return
-            if status != "inmigrate" or time.monotonic() > deadline:
-                raise SocleError(f"{name} did not resume from its saved state (QEMU status {status})", where="lab")
-            time.sleep(0.2)
+    try:
+        with Qmp(monitor) as qmp:
+            while True:
+                info = qmp.execute("query-status")
+                status = info.get("status") if isinstance(info, dict) else None
+                if status == "running":
+                    return
+                if status in ("paused", "postmigrate", "prelaunch"):
+                    qmp.execute("cont")
+                    return
+                if status != "inmigrate" or time.monotonic() > deadline:
+                    raise SocleError(f"QEMU status {status}")
+                time.sleep(0.2)
+    except SocleError as exc:  # QEMU exits when the state does not load: its monitor is gone
+        raise SocleError(f"{name} did not resume from its saved state ({exc.message})", where="lab") from None
 
 
 def prune(keep: int = KEEP) -> None:

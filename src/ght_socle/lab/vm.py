@@ -145,10 +145,14 @@ class VmSpec:
         return argv
 
     def guest_signature(self) -> list[str]:
-        """The command line with what the guest cannot see taken out (paths of this run, descriptors,
-        the host side of the SSH forward): two specs with the same signature run the same virtual
+        """The command line with what the guest cannot see taken out (paths of this run and of the cache,
+        descriptors, the host side of the SSH forward): two specs with the same signature run the same virtual
         machine, so a state saved from one resumes in the other."""
+        def in_image(file: Path) -> Path:  # the image's own directory (its recipe hash), not the cache's place
+            return Path("/images", file.parent.name, file.name)
+
         generic = replace(self, directory=Path("/vm"), disks=[Path(f"/vm/disk{i}") for i in range(len(self.disks))],
+                          kernel=in_image(self.kernel), initrd=in_image(self.initrd),
                           seed=Path("/vm/seed"), zone_nics=[(index, mac) for index, (_fd, mac)
                                                              in enumerate(self.zone_nics)],
                           ssh_forward_port=None, incoming=None)
