@@ -113,12 +113,12 @@ def set_guest_clock(ssh_config: Path, host: str, timeout: float = 180.0) -> None
                 process.stdin.flush()
             except BrokenPipeError:
                 pass  # ssh is gone: its exit status and stderr say why
-        _out, error = process.communicate(timeout=timeout)
+        output, error = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         process.kill()
         process.communicate()
         raise SocleError(f"setting the clock of {host} timed out", where="lab") from None
-    if process.returncode != 0 or "set" not in _out:
+    if process.returncode != 0 or "set" not in output:
         detail = error.strip().splitlines()[-1] if error.strip() else f"exit {process.returncode}"
         raise SocleError(f"could not set the clock of {host}: {detail}", where="lab")
 

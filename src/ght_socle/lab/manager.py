@@ -293,6 +293,11 @@ class _VmPlan:
                          ssh_forward_port=state.ssh_port if self.host.is_bastion else None, incoming=incoming)
 
 
+def _overlays(state: LabState, image: GoldenImage, name: str) -> list[Path]:
+    """The VM's qcow2 overlays, one per file system of the image, root first."""
+    return [state.vm_dir(name) / f"{fs.label}.qcow2" for fs in image.recipe.layout]
+
+
 def _vm_plan(state: LabState, fleet: Fleet, image: GoldenImage, name: str) -> _VmPlan:
     host = fleet.host(name)
     index = state.vms[name].index
@@ -300,7 +305,7 @@ def _vm_plan(state: LabState, fleet: Fleet, image: GoldenImage, name: str) -> _V
     nat_mac = seed.mac_address(index, 0xFF)
     return _VmPlan(host=host, zone_macs=zone_macs, nat_mac=nat_mac,
                    seed_documents=seed.seed_documents(host, seed.network_config(host, fleet, zone_macs, nat_mac)),
-                   overlays=[state.vm_dir(name) / f"{fs.label}.qcow2" for fs in image.recipe.layout])
+                   overlays=_overlays(state, image, name))
 
 
 def _guest_signature(state: LabState, fleet: Fleet, image: GoldenImage) -> dict[str, Any]:
@@ -355,8 +360,8 @@ def _save_first_boot(state: LabState, image: GoldenImage, key: str, progress: Pr
     """Save every VM's state right after its first boot, for the next `up` of the same plan."""
     progress("saving the state of each VM after its first boot (the next `socle lab up` resumes it)")
     to_save = [saved_state.VmToSave(name=name, monitor=state.vm_dir(name) / "qmp.sock",
-                                    overlays=[state.vm_dir(name) / f"{fs.label}.qcow2" for fs in image.recipe.layout],
-                                    host_keys=entry.host_keys) for name, entry in state.vms.items()]
+                                    overlays=_overlays(state, image, name), host_keys=entry.host_keys)
+               for name, entry in state.vms.items()]
     try:
         saved_state.save(key, to_save, progress)
     except (SocleError, OSError) as exc:
