@@ -1,7 +1,7 @@
 # ght-socle — two commands set everything up on a fresh Debian 12 machine (root, python3, make):
 #   make demo   the main job on the local lab: plan + policy check of the lab stack, lab VMs up,
 #               hardening, conformance, HTML report
-#   make test   the whole suite: lint, unit and policy tests, then the lab integration tests
+#   make test   the whole suite: lint, unit and policy tests, then the lab and local cloud integration tests
 # Fast developer loop: make check-fast (lint + unit + policy tests, no VM).
 
 SHELL := /bin/bash
@@ -53,13 +53,14 @@ test-lab: deps
 	$(BIN)/pytest -q -x tests/lab
 
 test: deps lint
-	$(BIN)/pytest -q --durations=12 tests/unit tests/policy tests/lab
+	$(BIN)/pytest -q --durations=12 tests/unit tests/policy tests/lab tests/cloud
 
 demo: deps
 	$(BIN)/socle demo
 
 clean:
 	-$(BIN)/socle lab down >/dev/null 2>&1 || true
+	-$(BIN)/socle cloud down >/dev/null 2>&1 || true
 	rm -rf .socle .pytest_cache .mypy_cache .ruff_cache
 
 distclean: clean

@@ -1,0 +1,123 @@
+"""The control plane answers for real: what the stacks look up exists, seen by the stacks' own user.
+
+Order matters: the last test takes the cloud down and checks nothing is left.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from typing import Any
+
+import openstack
+import pytest
+from openstack import exceptions
+from openstack.config import OpenStackConfig
+
+from ght_socle.cloud import CLOUD_NAME, client_env, clouds_yaml
+from ght_socle.cloud import processes as cloud_processes
+from ght_socle.cloud.requirements import read_needs, stack_config_files
+from ght_socle.cloud.services import CONTROL_PLANE
+
+from .conftest import Cloud, socle
+
+SERVICE_TYPES = {"identity", "image", "placement", "compute", "network", "volumev3"}
+
+
+def _status(*args: str) -> tuple[int, dict[str, Any], str]:
+    result = socle("cloud", "status", "--format", "json", *args, timeout=120)
+    return result.returncode, json.loads(result.stdout), result.stderr
+
+
+def _from_clouds_yaml() -> Any:
+    config = OpenStackConfig(config_files=[str(clouds_yaml())], load_envvars=False)
+    return openstack.connection.Connection(config=config.get_one(cloud=CLOUD_NAME))
+
+
+def _from_client_env() -> Any:
+    env = client_env()
+    return openstack.connect(load_yaml_config=False, load_envvars=False, auth_type="password",
+                             auth={"auth_url": env["OS_AUTH_URL"], "username": env["OS_USERNAME"],
+                                   "password": env["OS_PASSWORD"], "project_name": env["OS_PROJECT_NAME"],
+                                   "user_domain_name": env["OS_USER_DOMAIN_NAME"],
+                                   "project_domain_name": env["OS_PROJECT_DOMAIN_NAME"]},
+                             region_name=env["OS_REGION_NAME"])
+
+
+def test_up_prints_how_to_use_it_and_never_the_password(cloud: Cloud) -> None:
+    out = cloud.first_up.stdout + cloud.first_up.stderr
+    assert f"OS_CLIENT_CONFIG_FILE={cloud.layout.clouds_yaml} OS_CLOUD={CLOUD_NAME}" in out
+    assert client_env()["OS_PASSWORD"] not in out
+    for private in (cloud.layout.clouds_yaml, cloud.layout.openrc, cloud.layout.secrets_file):
+        assert private.stat().st_mode & 0o077 == 0, private
+
+
+@pytest.mark.parametrize("connect", [_from_clouds_yaml, _from_client_env], ids=["clouds.yaml", "client_env"])
+def test_the_stacks_user_finds_what_the_stacks_look_up(cloud: Cloud, connect: Any) -> None:
+    needs = read_needs(stack_config_files())
+    conn = connect()
+    for name in needs.images:
+        image = conn.image.find_image(name, ignore_missing=False)
+        assert image.status == "active" and image.disk_format == "qcow2"
+    for name in needs.external_networks:
+        network = conn.network.find_network(name, ignore_missing=False)
+        assert network.is_router_external
+        assert network.subnet_ids
+    assert set(needs.flavors) <= {flavor.name for flavor in conn.compute.flavors()}
+    b3_8 = conn.compute.find_flavor("b3-8", ignore_missing=False)
+    assert (b3_8.vcpus, b3_8.ram) == (needs.flavors["b3-8"].vcpus, needs.flavors["b3-8"].ram_mib)
+    assert needs.volume_types <= {volume_type.name for volume_type in conn.block_storage.types()}
+
+
+def test_the_catalog_has_every_service_in_the_region_on_loopback(cloud: Cloud) -> None:
+    conn = _from_client_env()
+    catalog = conn.session.auth.get_access(conn.session).service_catalog.catalog
+    assert {entry["type"] for entry in catalog} >= SERVICE_TYPES
+    for entry in catalog:
+        for endpoint in entry["endpoints"]:
+            assert endpoint["region_id"] == "eu-fr-1"
+            assert endpoint["url"].startswith("http://127.0.0.1:")
+
+
+def test_the_stacks_user_is_not_an_admin(cloud: Cloud) -> None:
+    conn = _from_client_env()
+    with pytest.raises(exceptions.ForbiddenException):
+        conn.compute.create_flavor(name="not-allowed", vcpus=1, ram=512, disk=1)
+
+
+def test_a_second_up_reuses_every_process(cloud: Cloud) -> None:
+    _, before, _ = _status()
+    result = socle("cloud", "up", "--control-plane")
+    assert result.returncode == 0, result.stderr
+    assert f"(0 started, {len(CONTROL_PLANE) + 1} reused)" in result.stdout
+    code, after, _ = _status()
+    assert code == 0
+    assert {p["name"]: p["pid"] for p in after["processes"]} == {p["name"]: p["pid"] for p in before["processes"]}
+
+
+def test_status_names_a_killed_service_and_its_log_then_up_restarts_it(cloud: Cloud) -> None:
+    _, before, _ = _status()
+    glance = next(p for p in before["processes"] if p["name"] == "glance")
+    os.killpg(glance["pid"], signal.SIGKILL)
+    result = socle("cloud", "status", timeout=120)
+    assert result.returncode == 1
+    assert f"glance is dead: see {glance['log']}" in result.stderr
+    restarted = socle("cloud", "up", "--control-plane")
+    assert restarted.returncode == 0, restarted.stderr
+    assert "(1 started," in restarted.stdout
+    code, after, _ = _status()
+    assert code == 0
+    assert next(p for p in after["processes"] if p["name"] == "glance")["pid"] != glance["pid"]
+
+
+def test_down_leaves_no_process_and_no_listening_port(cloud: Cloud) -> None:
+    _, before, _ = _status()
+    pids = [p["pid"] for p in before["processes"]]
+    result = socle("cloud", "down", timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert all(not cloud_processes.group_members(pid) for pid in pids)
+    assert not {service.port for service in CONTROL_PLANE} & cloud_processes.listening_ports()
+    assert not cloud.layout.mysql_socket.exists() or not cloud_processes.group_members(pids[0])
+    code, after, _ = _status()
+    assert code == 1 and after["processes"] == []
