@@ -12,6 +12,7 @@ from typing import Any
 
 import openstack
 import pytest
+from cloud_support import Cloud, socle
 from openstack import exceptions
 from openstack.config import OpenStackConfig
 
@@ -19,8 +20,6 @@ from ght_socle.cloud import CLOUD_NAME, client_env, clouds_yaml
 from ght_socle.cloud import processes as cloud_processes
 from ght_socle.cloud.requirements import read_needs, stack_config_files
 from ght_socle.cloud.services import CONTROL_PLANE
-
-from .conftest import Cloud, socle
 
 SERVICE_TYPES = {"identity", "image", "placement", "compute", "network", "volumev3"}
 

@@ -10,6 +10,7 @@ seconds. If ``up`` fails, it stops the daemons it started itself and leaves thos
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -51,6 +52,8 @@ class CloudState:
     synced: dict[str, str] = field(default_factory=dict)
     bootstrapped: bool = False
     image_source: str = ""
+    # What the catalog was last registered from: unchanged, a warm `up` does not walk it again.
+    catalog_fingerprint: str = ""
 
     @classmethod
     def load(cls, layout: Layout) -> CloudState:
@@ -61,7 +64,8 @@ class CloudState:
             return cls(region=raw["region"], plane=raw["plane"],
                        daemons={name: Daemon.from_json(d) for name, d in raw["daemons"].items()},
                        config_digests=dict(raw["config_digests"]), synced=dict(raw["synced"]),
-                       bootstrapped=bool(raw["bootstrapped"]), image_source=str(raw["image_source"]))
+                       bootstrapped=bool(raw["bootstrapped"]), image_source=str(raw["image_source"]),
+                       catalog_fingerprint=str(raw.get("catalog_fingerprint", "")))
         except (ValueError, KeyError, TypeError) as exc:
             raise SocleError(f"unreadable state ({exc}): stop its processes by hand, then "
                              "`socle cloud down --purge`", file=layout.state_file) from exc
@@ -70,7 +74,8 @@ class CloudState:
         data = {"region": self.region, "plane": self.plane,
                 "daemons": {name: d.to_json() for name, d in self.daemons.items()},
                 "config_digests": self.config_digests, "synced": self.synced,
-                "bootstrapped": self.bootstrapped, "image_source": self.image_source}
+                "bootstrapped": self.bootstrapped, "image_source": self.image_source,
+                "catalog_fingerprint": self.catalog_fingerprint}
         render.write_private(layout.state_file, json.dumps(data, indent=2) + "\n")
 
 
@@ -174,8 +179,13 @@ def _bring_up(layout: Layout, state: CloudState, needs: requirements.StackNeeds,
         state.save(layout)
     admin = seed.connect(KEYSTONE.url("/v3"), "admin", secrets.admin, "admin", state.region)
     others = [service for service in CONTROL_PLANE if service is not KEYSTONE]
-    with _api_errors("registering the services in keystone"):
-        seed.register_services(admin, tuple(others), secrets, sorted(needs.regions | {state.region}))
+    regions = sorted(needs.regions | {state.region})
+    fingerprint = _catalog_fingerprint(others, regions, secrets)
+    if state.catalog_fingerprint != fingerprint or "keystone" in started:
+        with _api_errors("registering the services in keystone"):
+            seed.register_services(admin, tuple(others), secrets, regions)
+        state.catalog_fingerprint = fingerprint
+        state.save(layout)
 
     _sync(others, layout, state, progress)
     _ensure_running(others, layout, state, progress, started, reused)
@@ -187,6 +197,12 @@ def _bring_up(layout: Layout, state: CloudState, needs: requirements.StackNeeds,
     if source is not None:
         state.image_source = source
     access.write_client_files(layout, secrets, state.region)
+
+
+def _catalog_fingerprint(services: list[ApiService], regions: list[str], secrets: render.Secrets) -> str:
+    described = [[service.name, service.port, [vars(entry) for entry in service.catalog],
+                  hashlib.sha256(secrets.services[service.name].encode()).hexdigest()] for service in services]
+    return hashlib.sha256(json.dumps([described, regions], sort_keys=True).encode()).hexdigest()
 
 
 @contextmanager

@@ -84,18 +84,21 @@ def seed_stack_content(conn: Connection, needs: StackNeeds, passwords: Secrets, 
     for role_name in STACKS_ROLES:
         role = _role(conn, role_name)
         _identity(conn).assign_project_role_to_user(project, user, role)
+    # One listing per kind rather than one lookup per name: each API call costs a token validation.
+    flavors = {flavor.name for flavor in conn.compute.flavors()}
     for flavor in sorted(needs.flavors.values(), key=lambda f: f.name):
-        if conn.compute.find_flavor(flavor.name, ignore_missing=True) is None:
+        if flavor.name not in flavors:
             conn.compute.create_flavor(name=flavor.name, vcpus=flavor.vcpus, ram=flavor.ram_mib,
                                        disk=flavor.disk_gb, is_public=True)
+    volume_types = {volume_type.name for volume_type in conn.block_storage.types()}
     for volume_type in sorted(needs.volume_types):
-        if conn.block_storage.find_type(volume_type, ignore_missing=True) is None:
+        if volume_type not in volume_types:
             conn.block_storage.create_type(name=volume_type, is_public=True)
     for index, network_name in enumerate(sorted(needs.external_networks)):
         _external_network(conn, network_name, index)
     source = None
     for image_name in sorted(needs.images):
-        image = _image(conn).find_image(image_name, ignore_missing=True)
+        image = next(iter(_image(conn).images(name=image_name)), None)
         if image is not None and image.status == "active":
             continue
         if image is not None:
@@ -134,12 +137,12 @@ def _external_network(conn: Connection, name: str, index: int) -> None:
     if index >= len(EXTERNAL_SUBNETS):
         raise SocleError(f"the local cloud has addresses for {len(EXTERNAL_SUBNETS)} external networks, "
                          f"not {index + 1}")
-    network = conn.network.find_network(name, ignore_missing=True)
+    network = next(iter(conn.network.networks(name=name)), None)
     if network is None:
         network = conn.network.create_network(name=name, is_router_external=True, is_shared=False,
                                               provider_network_type="flat",
                                               provider_physical_network=EXTERNAL_PHYSNET)
-    if not list(conn.network.subnets(network_id=network.id)):
+    if not network.subnet_ids:
         cidr = EXTERNAL_SUBNETS[index]
         prefix = cidr.rsplit(".", 1)[0]
         conn.network.create_subnet(name=f"{name}-subnet", network_id=network.id, ip_version=4, cidr=cidr,
