@@ -1,6 +1,6 @@
 """The control plane answers for real: what the stacks look up exists, seen by the stacks' own user.
 
-Order matters: the last test takes the cloud down and checks nothing is left.
+Order matters: the last tests take the cloud down, check nothing is left, then make an `up` fail.
 """
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 from typing import Any
 
 import openstack
@@ -19,7 +20,7 @@ from openstack.config import OpenStackConfig
 from ght_socle.cloud import CLOUD_NAME, client_env, clouds_yaml
 from ght_socle.cloud import processes as cloud_processes
 from ght_socle.cloud.requirements import read_needs, stack_config_files
-from ght_socle.cloud.services import CONTROL_PLANE
+from ght_socle.cloud.services import CONTROL_PLANE, GLANCE, KEYSTONE
 
 SERVICE_TYPES = {"identity", "image", "placement", "compute", "network", "volumev3"}
 
@@ -120,3 +121,19 @@ def test_down_leaves_no_process_and_no_listening_port(cloud: Cloud) -> None:
     assert not cloud.layout.mysql_socket.exists() or not cloud_processes.group_members(pids[0])
     code, after, _ = _status()
     assert code == 1 and after["processes"] == []
+
+
+def test_a_failed_up_stops_what_it_started(cloud: Cloud) -> None:
+    # Another program holds Glance's port: `up` starts MariaDB and Keystone, then must fail and stop both.
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", GLANCE.port))
+        squatter.listen()
+        result = socle("cloud", "up", "--control-plane")
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("socle: error:")]
+    assert errors == [f"socle: error: glance: port 127.0.0.1:{GLANCE.port} is already in use by another program"]
+    assert "stopping what it started (mariadb, keystone)" in result.stderr
+    code, after, _ = _status()
+    assert code == 1 and after["processes"] == []
+    assert KEYSTONE.port not in cloud_processes.listening_ports()

@@ -191,6 +191,8 @@ def _bring_up(layout: Layout, state: CloudState, needs: requirements.StackNeeds,
     _ensure_running(others, layout, state, progress, started, reused)
 
     progress("seeding what the stacks look up (project, user, flavors, volume types, networks, images)")
+    # A new token: the first one's catalog predates the endpoints registered above.
+    admin = seed.connect(KEYSTONE.url("/v3"), "admin", secrets.admin, "admin", state.region)
     with _api_errors("seeding"):
         source = seed.seed_stack_content(admin, needs, secrets, layout,
                                          seed.golden_or_fallback_image(_lab_root_disk()), progress)

@@ -32,6 +32,8 @@ STACKS_ROLES = ("member",)
 # Documentation ranges (RFC 5737): addresses the external networks hand out never leave the host.
 EXTERNAL_SUBNETS = ("203.0.113.0/24", "198.51.100.0/24", "192.0.2.0/24")
 FALLBACK_IMAGE_SIZE = "1G"
+# A hung service fails `up` with its name instead of blocking it (an image upload stays well below this).
+API_TIMEOUT_SECONDS = 300
 
 
 def connect(identity_url: str, username: str, password: str, project: str, region: str) -> Connection:
@@ -41,7 +43,7 @@ def connect(identity_url: str, username: str, password: str, project: str, regio
                                    "project_name": project, "user_domain_name": "Default",
                                    "project_domain_name": "Default"},
                              region_name=region, interface="public", identity_api_version="3",
-                             image_api_version="2")
+                             image_api_version="2", api_timeout=API_TIMEOUT_SECONDS)
 
 
 def _identity(conn: Connection) -> IdentityV3:

@@ -83,9 +83,13 @@ def uwsgi_python_plugin() -> str:
 
 
 def uwsgi_command(port: int, wsgi_file: str) -> list[str]:
-    """One uwsgi master and one worker serving ``wsgi_file`` on 127.0.0.1:``port``."""
+    """One uwsgi master and one single-threaded worker serving ``wsgi_file`` on 127.0.0.1:``port``.
+
+    One thread: the OpenStack libraries load eventlet, whose greenlets cannot switch between uwsgi
+    threads (a keystone worker with two threads hung on "cannot switch to a different thread").
+    """
     return [UWSGI, "--plugin", uwsgi_python_plugin(), "--http-socket", f"127.0.0.1:{port}",
-            "--wsgi-file", wsgi_file, "--master", "--processes", "1", "--threads", "2",
+            "--wsgi-file", wsgi_file, "--master", "--processes", "1", "--threads", "1",
             "--die-on-term", "--need-app", "--buffer-size", "65535", "--disable-logging",
             # uwsgi's plain http-socket does not keep connections alive: tell clients not to reuse them.
             "--add-header", "Connection: close"]
