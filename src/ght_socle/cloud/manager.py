@@ -29,8 +29,17 @@ from openstack import exceptions as sdk_exceptions
 from ght_socle.cloud import access, database, packages, processes, render, requirements, seed
 from ght_socle.cloud.layout import Layout
 from ght_socle.cloud.processes import Daemon
-from ght_socle.cloud.services import CONTROL_PLANE, DEFAULT_REGION, EXTRA_GRANTS, KEYSTONE, ApiService
+from ght_socle.cloud.services import (
+    CONTROL_PLANE,
+    DEFAULT_REGION,
+    EXTRA_GRANTS,
+    KEYSTONE,
+    ApiService,
+    control_plane_packages,
+    service_named,
+)
 from ght_socle.errors import SocleError
+from ght_socle.lab.image import LAYOUT, cached_image
 
 HEALTH_SECONDS = 300.0
 # Schema syncs run two at a time: they are CPU-bound and the machine has two cores.
@@ -106,7 +115,7 @@ def up(progress: Progress, control_plane: bool = True, layout: Layout | None = N
     needs = requirements.read_needs(requirements.stack_config_files())
     region = DEFAULT_REGION if DEFAULT_REGION in needs.regions else sorted(needs.regions)[0]
     _require_kernel_features()
-    packages.ensure_installed(_plane_packages(), progress)
+    packages.ensure_installed(control_plane_packages(), progress)
     with _locked(layout):
         state = CloudState.load(layout)
         state.region = region
@@ -125,12 +134,6 @@ def up(progress: Progress, control_plane: bool = True, layout: Layout | None = N
             raise
         state.save(layout)
         return UpResult(state, started, reused)
-
-
-def _plane_packages() -> list[str]:
-    from ght_socle.cloud.services import control_plane_packages
-
-    return control_plane_packages()
 
 
 def _require_kernel_features() -> None:
@@ -218,8 +221,6 @@ def _api_errors(what: str) -> Iterator[None]:
 
 def _lab_root_disk() -> Path | None:
     """The root filesystem disk of the lab's golden image, when the cache holds a complete one."""
-    from ght_socle.lab.image import LAYOUT, cached_image
-
     image = cached_image()
     return image.disk(LAYOUT[0]) if image.is_complete() else None
 
@@ -347,8 +348,6 @@ def status(layout: Layout | None = None) -> list[dict[str, Any]]:
         elif name == "mariadb":
             health = "running" if database.ping(layout) else "not answering"
         else:
-            from ght_socle.cloud.services import service_named
-
             service = service_named(name)
             health = "running" if processes.http_answers(service.url(service.health_path)) else "not answering"
         rows.append({"name": name, "status": health, "pid": daemon.pid,
