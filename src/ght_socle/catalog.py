@@ -18,11 +18,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ght_socle import paths
 from ght_socle.errors import ConfigError
+from ght_socle.trust import yamlio
 
 DOMAINS: dict[str, str] = {
     "NET": "Network segmentation and exposure",
@@ -213,21 +213,9 @@ def _pydantic_error(error: ValidationError, file: Path, rules_raw: list[Any] | N
     return ConfigError(message, file=file, where=", ".join(where_parts) or None)
 
 
-def load_yaml(path: Path, loader: type[yaml.SafeLoader] = yaml.SafeLoader) -> Any:
-    """Read YAML with a one-line error on a missing file or broken syntax."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("file not found", file=path) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read: {exc.strerror}", file=path) from None
-    try:
-        return yaml.load(text, Loader=loader)  # a SafeLoader subclass: no arbitrary objects
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
-        raise ConfigError(f"broken YAML: {problem}", file=path, where=where) from None
+def load_yaml(path: Path) -> Any:
+    """Read YAML through the project's one loading path (limits, no implicit dates, one-line errors)."""
+    return yamlio.load_yaml(path)
 
 
 @dataclass

@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
 from pulumi.runtime import config as pulumi_config
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import resource as pulumi_resource
@@ -47,6 +46,7 @@ from pulumi_policy.deserialize import SPECIAL_SECRET_SIG, SPECIAL_SIG_KEY
 from ght_socle import paths
 from ght_socle.errors import ConfigError, SocleError
 from ght_socle.plan_model import SECRET_MASK, Plan, PlannedResource
+from ght_socle.trust import yamlio
 
 STACK_TYPE = "pulumi:pulumi:Stack"
 DEFAULT_STACK = "dev"
@@ -86,17 +86,7 @@ class PulumiProject:
 
 
 def _load_yaml_mapping(path: Path, what: str) -> dict[str, Any]:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{what} not found", file=path) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read {what}: {exc}", file=path) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"broken YAML: {problem}", file=path, where=where) from None
+    raw = yamlio.load_yaml(path, what=what)
     if raw is None:
         return {}
     if not isinstance(raw, dict):

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ght_socle.catalog import Catalog, load_yaml
@@ -92,19 +91,8 @@ def utc_today() -> dt.date:
     return dt.datetime.now(dt.UTC).date()
 
 
-class _DatesAsText(yaml.SafeLoader):
-    """YAML without implicit timestamps: ``expires: 2027-13-01`` reaches the validator (entry and key
-    named in the error) instead of failing inside the YAML parser."""
-
-
-_DatesAsText.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
 def load_waivers(path: Path, catalog: Catalog) -> Waivers:
-    raw = load_yaml(path, loader=_DatesAsText)
+    raw = load_yaml(path)  # dates stay text: the model parses them (entry and key in the error)
     if raw is None:
         return Waivers([], path)
     if not isinstance(raw, dict) or set(raw) - {"waivers"}:
