@@ -1,8 +1,9 @@
 """Errors that end a command with one clear line and exit status 2.
 
 Every user-facing failure caused by bad input (a file, a key, a value) or by a check that could
-not run is raised as :class:`SocleError`; the CLI prints ``str(error)`` and exits 2. Nothing else
-is caught there, so a real bug still shows its traceback to the developer.
+not run is raised as :class:`SocleError`; the CLI prints ``str(error)`` and exits 2. Any other
+exception is a bug or an input a check missed: the CLI prints one line and exits 2 as well, and
+``socle --debug`` (or ``SOCLE_DEBUG=1``) shows its traceback to the developer.
 """
 
 from __future__ import annotations

@@ -47,6 +47,7 @@ from ght_socle import paths
 from ght_socle.errors import ConfigError, SocleError
 from ght_socle.plan_model import SECRET_MASK, Plan, PlannedResource
 from ght_socle.trust import yamlio
+from ght_socle.trust.grammar import check_stack_name
 
 STACK_TYPE = "pulumi:pulumi:Stack"
 DEFAULT_STACK = "dev"
@@ -82,6 +83,10 @@ class PulumiProject:
         return self.main_file.parent
 
     def stack_config_file(self, stack: str) -> Path:
+        try:
+            check_stack_name(stack)
+        except ValueError as exc:
+            raise ConfigError(str(exc), where="stack") from None
         return self.stack_config_dir / f"Pulumi.{stack}.yaml"
 
 
@@ -331,20 +336,43 @@ async def _resolve_outputs(exports: dict[str, Any]) -> dict[str, Any]:
     return resolved
 
 
+def config_file_stack(config_file: Path, stack: str | None = None) -> str:
+    """The stack a configuration file belongs to: ``<stack>`` of its name ``Pulumi.<stack>.yaml``, which
+    an explicit ``stack`` must agree with; a file named otherwise needs the explicit stack. Planning a
+    production file as another stack would apply that stack's waivers to production resources."""
+    name = config_file.name
+    named = name[len("Pulumi."):-len(".yaml")] if name.startswith("Pulumi.") and name.endswith(".yaml") else None
+    if named is not None:
+        try:
+            check_stack_name(named)
+        except ValueError as exc:
+            raise ConfigError(f"the file name does not name a stack: {exc}", file=config_file) from None
+    if stack is not None and named is not None and named != stack:
+        raise ConfigError(f"this is the configuration of stack {named!r}, not of stack {stack!r}", file=config_file,
+                          where="--stack")
+    resolved = stack or named
+    if resolved is None:
+        raise ConfigError("cannot tell which stack this file configures: name it Pulumi.<stack>.yaml or pass "
+                          "--stack", file=config_file)
+    return resolved
+
+
 def run_plan(stack: str | None = None, program_dir: Path | None = None, config_file: Path | None = None,
              config_overrides: dict[str, Any] | None = None) -> Plan:
     """Run the Pulumi program in ``program_dir`` (default: the project root) offline and return its plan.
 
-    ``stack`` defaults to the ``<stack>`` of ``config_file`` named ``Pulumi.<stack>.yaml``, else ``dev``.
+    ``stack`` defaults to the ``<stack>`` of ``config_file`` named ``Pulumi.<stack>.yaml`` (which it must
+    agree with), else ``dev``; a config file named otherwise needs an explicit ``stack``.
     Raises :class:`ConfigError` (one line: program or file, what failed) when the project, the
     configuration or the program itself fails.
     """
     project = load_project(program_dir)
-    if stack is None:
-        if config_file is not None and config_file.name.startswith("Pulumi.") and config_file.suffix == ".yaml":
-            stack = config_file.name[len("Pulumi."):-len(".yaml")] or DEFAULT_STACK
-        else:
-            stack = DEFAULT_STACK
+    if config_file is not None:
+        if not config_file.is_file():
+            raise ConfigError("stack configuration not found", file=config_file)
+        stack = config_file_stack(config_file, stack)
+    elif stack is None:
+        stack = DEFAULT_STACK
     config = load_stack_config(project, stack, config_file, config_overrides)
 
     mocks = _RecordingMocks()

@@ -14,7 +14,7 @@ from pathlib import Path
 from ght_socle import paths
 from ght_socle.commands.plan import stack_config_exists
 from ght_socle.inventory import known_hosts_filled, load_outputs_file, write_inventory
-from ght_socle.output import add_format_option, print_json, progress, table
+from ght_socle.output import add_format_option, print_json, progress, stack_name, table
 from ght_socle.plan import run_plan
 
 
@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "inventory", help="write the Ansible inventory of a stack (hosts.yml, ssh_config, known_hosts)",
         description="Turn a stack's outputs into an Ansible inventory directory.")
-    parser.add_argument("--stack", required=True, help="stack name (lab, preprod, prod...)")
+    parser.add_argument("--stack", type=stack_name, required=True, help="stack name (lab, preprod, prod...)")
     parser.add_argument("--outputs", type=Path, metavar="FILE",
                         help="outputs of the deployed stack (pulumi stack output --json > FILE); "
                              "default: plan the stack offline")
