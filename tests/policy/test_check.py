@@ -263,15 +263,31 @@ def test_junit_has_one_case_per_policy_and_resource(capsys: pytest.CaptureFixtur
     assert int(suite.get("tests", "0")) == len(cases) == len(implemented_policies())
 
 
+LOWERED_BY_RSSI = (f"    waiver: {{justification: 'Maintenance window agreed with the vendor', approver: RSSI, "
+                   f"expires: '{EXPIRES}'}}\n")
+
+
 def test_enforcement_levels_come_from_the_ght_settings(tmp_path: Path) -> None:
     settings = tmp_path / "ght-settings.yaml"
-    settings.write_text("rules:\n  NET-003:\n    enforcement: advisory\n  NET-004:\n    enforcement: disabled\n")
+    settings.write_text(f"rules:\n  NET-003:\n    enforcement: advisory\n{LOWERED_BY_RSSI}"
+                        f"  NET-004:\n    enforcement: disabled\n{LOWERED_BY_RSSI}")
     done = subprocess.run(
         [sys.executable, "-m", "ght_socle.cli", "check", "--program", str(CORPUS / "ssh-world"), "--format", "json"],
         capture_output=True, text=True, timeout=120, cwd=ROOT, env={**os.environ, "SOCLE_SETTINGS": str(settings)})
     assert done.returncode == 0, done.stderr
     findings = json.loads(done.stdout)
     assert [(f["rule_id"], f["enforcement"]) for f in findings] == [("NET-003", "advisory")]
+
+
+@pytest.mark.parametrize("waiver", ["", "    waiver: {justification: TODO, approver: RSSI, expires: '2099-01-01'}\n"])
+def test_lowering_a_critical_rule_needs_its_own_waiver(tmp_path: Path, waiver: str) -> None:
+    settings = tmp_path / "ght-settings.yaml"
+    settings.write_text(f"rules:\n  NET-003:\n    enforcement: disabled\n{waiver}")
+    done = subprocess.run([sys.executable, "-m", "ght_socle.cli", "pssi", "validate", str(settings)],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 2 and done.stdout == ""
+    [line] = done.stderr.strip().splitlines()
+    assert str(settings) in line and "rule NET-003" in line
 
 
 def test_secure_config_values_count_as_secrets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -22,6 +22,10 @@ from ght_socle.errors import ConfigError
 MAX_YAML_BYTES = 4 * 1024 * 1024  # the largest catalog or stack file is a few tens of kB
 MAX_ALIASES = 100                 # anchors are a convenience; a document does not need hundreds
 MAX_DEPTH = 64                    # nesting deeper than this is an attack, not a configuration
+# Aliases share one object in memory, so a few dozen of them can stand for billions of values that
+# explode later (a JSON dump, a copy): the loaded document is walked once, shared parts counted each
+# time they are reached, and refused past this many values.
+MAX_EXPANDED_VALUES = 200_000
 
 
 class LimitedLoader(yaml.SafeLoader):
@@ -76,12 +80,31 @@ def parse_yaml(text: str, *, source: str | Path = "YAML document") -> Any:
     if len(text) > MAX_YAML_BYTES:
         raise ConfigError(f"larger than {MAX_YAML_BYTES // (1024 * 1024)} MiB", file=source)
     try:
-        return yaml.load(text, Loader=LimitedLoader)
+        data = yaml.load(text, Loader=LimitedLoader)  # a SafeLoader subclass: no arbitrary objects
     except yaml.YAMLError as exc:
         message, where = _problem(exc)
         raise ConfigError(message, file=source, where=where) from None
     except RecursionError:
         raise ConfigError(f"broken YAML: nested deeper than {MAX_DEPTH} levels", file=source) from None
+    if _expanded_size(data) > MAX_EXPANDED_VALUES:
+        raise ConfigError(f"expands to more than {MAX_EXPANDED_VALUES} values (aliases repeated in aliases)",
+                          file=source)
+    return data
+
+
+def _expanded_size(data: Any) -> int:
+    """How many values ``data`` holds once every alias is expanded (stops counting past the limit)."""
+    count = 0
+    stack = [data]
+    while stack and count <= MAX_EXPANDED_VALUES:
+        item = stack.pop()
+        count += 1
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return count
 
 
 def read_text(path: Path, *, what: str = "file") -> str:
