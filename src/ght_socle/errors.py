@@ -23,7 +23,18 @@ class SocleError(Exception):
     def render(self) -> str:
         parts = [p for p in (self.file, self.where) if p]
         parts.append(self.message)
-        return ": ".join(" ".join(str(p).split()) for p in parts)
+        return ": ".join(_one_line(str(p)) for p in parts)
+
+
+MAX_PART = 400  # an error names a file, a key and a reason; a value it quotes is cut short
+
+
+def _one_line(text: str) -> str:
+    """Whitespace collapsed, other control characters made visible, long parts cut: whatever a bad
+    value holds, the error stays one readable line."""
+    flat = " ".join(text.split())
+    visible = "".join(c if c.isprintable() else repr(c)[1:-1] for c in flat)
+    return visible if len(visible) <= MAX_PART else visible[:MAX_PART - 3] + "..."
 
 
 class ConfigError(SocleError):

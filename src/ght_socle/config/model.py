@@ -52,8 +52,10 @@ SPECIAL_ENDPOINTS = {
 }
 
 FLOW_ID = re.compile(r"^FLOW-\d{3,}$")
-NAME = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$")
-ROLE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+# Bounded like DNS labels: names become host names, inventory groups and file names.
+NAME = re.compile(r"^[a-z][a-z0-9-]{0,61}[a-z0-9]$")
+ROLE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,58}$")  # also a host name prefix: room for "-NNN"
+HOST_SUFFIX_ROOM = 4  # "-NNN": a host name (prefix and index) stays within 63 characters
 PORT_SPEC = re.compile(r"^(\d{1,5})(?:-(\d{1,5}))?$")
 
 DataClass = Literal["hds", "nonhds"]
@@ -174,8 +176,9 @@ class Role(_Strict):
     @field_validator("hostname_prefix")
     @classmethod
     def _prefix(cls, value: str | None) -> str | None:
-        if value is not None and not NAME.match(value):
-            raise ValueError(f"{value!r} is not a host name prefix (lower-case letters, digits, '-')")
+        if value is not None and (not NAME.match(value) or len(value) > 63 - HOST_SUFFIX_ROOM):
+            raise ValueError(f"{value[:60]!r} is not a host name prefix (lower-case letters, digits, '-', "
+                             f"at most {63 - HOST_SUFFIX_ROOM})")
         return value
 
 

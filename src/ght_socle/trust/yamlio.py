@@ -6,8 +6,9 @@ objects (a ``SafeLoader``), and no implicit timestamps: ``2027-02-30`` stays the
 reaches the schema that owns the key, which rejects it naming the file and the key. Ansible's
 ``!unsafe`` tag is read as the plain string it marks, so generated inventories read back.
 
-Writing (:func:`dump_ansible_yaml`): every string is emitted with ``!unsafe``, so Ansible never
-evaluates a value of ours as a Jinja template (a stack output is untrusted data).
+Writing (:func:`dump_ansible_yaml`): every string that YAML reads as a string is emitted with
+``!unsafe``, so Ansible never evaluates a value of ours as a Jinja template (a stack output is
+untrusted data); the others (``'22'``, ``'true'``) are quoted strings, whose type Ansible keeps.
 """
 
 from __future__ import annotations
@@ -132,13 +133,21 @@ def load_yaml(path: Path, *, what: str = "file") -> Any:
 
 
 class _AnsibleDumper(yaml.SafeDumper):
-    """SafeDumper that tags every string value ``!unsafe``; mapping keys stay plain (names we checked)."""
+    """SafeDumper that tags string values ``!unsafe``; mapping keys stay plain (names we checked)."""
 
     def ignore_aliases(self, data: Any) -> bool:
         return True  # a shared list is written twice, not as an anchor Ansible users would trip on
 
 
+STR_TAG = "tag:yaml.org,2002:str"
+
+
 def _unsafe_representer(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    # Ansible re-resolves an !unsafe scalar as if it were plain, quotes ignored: '22' would become an
+    # integer and '*' breaks the inventory. A string that does not resolve as a string (a number, a
+    # boolean, null, a date, '*') cannot hold a template either, so it is written as a quoted string.
+    if dumper.resolve(yaml.ScalarNode, value, (True, False)) != STR_TAG:
+        return dumper.represent_scalar(STR_TAG, value, style="'")
     return dumper.represent_scalar("!unsafe", value)
 
 
