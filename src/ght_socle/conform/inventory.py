@@ -77,6 +77,9 @@ def _walk_group(name: str, body: Any, path: list[str], hosts: dict[str, dict[str
     if not isinstance(body, dict):
         raise ConfigError("a group must be a mapping", file=file, where=f"group {'.'.join(path)}")
     lineage = [p for p in path if p not in ("all", "children")]
+    for key in ("hosts", "children", "vars"):
+        if not isinstance(body.get(key) or {}, dict):
+            raise ConfigError("expected a mapping", file=file, where=f"group {'.'.join(path)}, key {key}")
     for host_name, host_vars in (body.get("hosts") or {}).items():
         entry = hosts.setdefault(str(host_name), {})
         if isinstance(host_vars, dict):
