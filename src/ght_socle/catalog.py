@@ -33,7 +33,7 @@ from ght_socle import paths
 from ght_socle.errors import ConfigError
 from ght_socle.trust import yamlio
 from ght_socle.trust.approval import check_approver, check_expiry_bound, check_justification
-from ght_socle.trust.grammar import Text, check_text
+from ght_socle.trust.grammar import Text, check_config_word
 
 DOMAINS: dict[str, str] = {
     "NET": "Network segmentation and exposure",
@@ -65,10 +65,11 @@ def _check_param_value(kind: str, value: Any, name: str = "", minimum: float | N
                        maximum: float | None = None) -> str | None:
     """Return why ``value`` is not of parameter type ``kind`` (or out of its range), or None when it is.
 
-    Parameters reach role templates (sshd, PAM, sudoers, journald...): strings are one line of plain
-    text, and numbers have a range: ``minimum``/``maximum`` when the catalog gives them, else ports
-    (a name containing ``port``) within 1-65535 and every other number at least 1 (a timeout, a
-    retention, a count of 0 or less disables what the rule requires). The values of a ``dict``
+    Parameters reach role templates (sshd, PAM, sudoers, journald...): strings are single words
+    (:func:`~ght_socle.trust.grammar.check_config_word`), and numbers have a range: ``min``/``max``
+    when the catalog gives them, else ports (a name containing ``port``) within 1-65535 and every
+    other number at least 1 (a timeout, a retention, a count of 0 or less disables what the rule
+    requires). The values of a ``dict``
     parameter (sysctl settings...) are free numbers; only their text is checked."""
     def is_int(v: Any) -> bool:
         return isinstance(v, int) and not isinstance(v, bool)
@@ -100,9 +101,9 @@ def _check_param_value(kind: str, value: Any, name: str = "", minimum: float | N
     for item in items:
         if isinstance(item, str):
             try:
-                check_text(item, max_length=1000)
+                check_config_word(item)
             except ValueError as exc:
-                return f"{_shown(item)}: {exc}"
+                return str(exc)
         elif isinstance(item, (int, float)) and not isinstance(item, bool) and kind != "dict":
             low, high = _param_range(name, minimum, maximum)
             if not low <= item <= high:

@@ -390,3 +390,29 @@ def test_unexpected_error_is_one_line_and_exit_2(monkeypatch: pytest.MonkeyPatch
     assert err.count("\n") == 1 and "--debug" in err and "Traceback" not in err
     assert main(["--debug", "pssi", "list"]) == 2
     assert "Traceback" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("override", "expected"), [
+    ("OSH-008:\n    params:\n      session_timeout_seconds: 0", "out of range"),
+    ("LOG-005:\n    params:\n      retention_days_min: -30", "out of range"),
+    ("BCK-004:\n    params:\n      backup_repo_port: 70000", "out of range"),
+    ("ADM-006:\n    params:\n      sudo_group: 'wheel ALL=(ALL) NOPASSWD: ALL, %x'", "not a single word"),
+    ("ADM-003:\n    params:\n      allow_groups: ['{{ lookup(\"pipe\", \"id\") }}']", "not a single word"),
+    ("LOG-005:\n    params:\n      retention_days_min: 2027-02-30", "expected an integer"),
+    ("NET-003:\n    enforcement: disabled", "needs a waiver of its own"),
+])
+def test_settings_feeding_role_templates_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                     override: str, expected: str) -> None:
+    settings = tmp_path / "ght-settings.yaml"
+    settings.write_text(f"rules:\n  {override}\n")
+    assert main(["pssi", "validate", str(settings)]) == 2
+    line = _one_error_line(capsys)
+    assert expected in line and str(settings) in line
+
+
+@pytest.mark.parametrize("host", ["../../escaped", "a/b", ".hidden"])
+def test_hand_written_inventory_host_names_cannot_name_paths(tmp_path: Path, host: str,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "hosts.yml").write_text(yaml.safe_dump({"all": {"hosts": {host: {}}}}))
+    assert main(["conform", "--inventory", str(tmp_path)]) == 2
+    assert "is not a host name" in _one_error_line(capsys)

@@ -46,6 +46,26 @@ def check_host_name(value: Any) -> str:
     return text
 
 
+INVENTORY_HOST_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
+INVENTORY_GROUP_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+
+def check_inventory_host(value: Any) -> str:
+    """A host name of a hand-written Ansible inventory (FQDNs allowed): it also names files."""
+    text = _text(value)
+    if not INVENTORY_HOST_RE.match(text) or ".." in text:
+        raise ValueError(f"{_shown(text)} is not a host name (letters, digits, '.', '_', '-')")
+    return text
+
+
+def check_inventory_group(value: Any) -> str:
+    """A group name as Ansible accepts it (letters, digits, '_', not starting with a digit)."""
+    text = _text(value)
+    if not INVENTORY_GROUP_RE.match(text):
+        raise ValueError(f"{_shown(text)} is not an inventory group name (letters, digits, '_')")
+    return text
+
+
 def check_user_name(value: Any) -> str:
     text = _text(value)
     if not USER_NAME_RE.match(text):
@@ -150,6 +170,17 @@ def check_text(value: Any, *, max_length: int = MAX_TEXT) -> str:
         raise ValueError(f"longer than {max_length} characters")
     if any(marker in text for marker in TEMPLATE_MARKERS):
         raise ValueError("contains a template marker ({{, {%, {#)")
+    return text
+
+
+def check_config_word(value: Any) -> str:
+    """A word a role writes into a configuration file (sshd, sudoers, PAM, apt, journald): printable,
+    no space, quote or template marker, so it cannot end the directive it sits in or start another."""
+    text = _text(value)
+    if (not text or len(text) > 256 or not text.isprintable() or any(c.isspace() for c in text)
+            or any(c in text for c in "\"'`") or any(marker in text for marker in TEMPLATE_MARKERS)):
+        raise ValueError(f"{_shown(text)} is not a single word (printable, no space, quote or template marker, "
+                         "at most 256 characters)")
     return text
 
 
