@@ -43,6 +43,7 @@ from ght_socle.trust.grammar import (
     PlainToken,
     StackName,
     UserName,
+    check_group_name,
     check_host_name,
     check_text,
 )
@@ -114,6 +115,11 @@ class GhtFacts(BaseModel):
         # numbers and booleans: a role may template any of them into a configuration file.
         if isinstance(value, Mapping):
             for key, item in value.items():
+                try:
+                    check_group_name(key)  # it becomes the variable ght_<key>
+                except ValueError:
+                    problem = f"{str(key)[:40]!r} is not a fact name (lower-case letters, digits, '_')"
+                    raise ValueError(problem) from None
                 _check_plain_tree(item, str(key))
         return value
 

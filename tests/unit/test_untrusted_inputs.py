@@ -8,6 +8,7 @@ the generated ssh_config, a YAML parser the cloud-init user-data, ``ansible-inve
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import os
 import shutil
@@ -68,10 +69,14 @@ FREE_TEXT_SAFE = [value for value in ADVERSARIAL
 
 # --- stack configuration -----------------------------------------------------------------------------
 
+@functools.cache
+def _lab_config() -> Any:
+    return read_stack_file(load_project(), "lab")
+
+
 def _lab_raw() -> tuple[dict[str, Any], set[str], set[str]]:
-    config = read_stack_file(load_project(), "lab")
-    parsed = copy.deepcopy(config.parsed)
-    return parsed, set(config.secret_keys), set()
+    config = _lab_config()
+    return copy.deepcopy(config.parsed), set(config.secret_keys), set()
 
 
 def _wire(parsed: dict[str, Any]) -> dict[str, str]:

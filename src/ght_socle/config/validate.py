@@ -42,6 +42,7 @@ from ght_socle.errors import ConfigError
 # Settings read from the provider's own namespace, so the stack and the provider agree on them.
 # Fields whose value an error message must never show.
 SECRET_FIELDS = frozenset({"psk"})
+SECRET_CONTAINERS = frozenset({"sites"})
 PROVIDER_KEYS = {"openstack:region": "region", "openstack:authUrl": "auth_url"}
 STRING_FIELDS = {"ght_name", "environment", "region", "auth_url", "external_network", "dns_domain",
                  "admin_user", "admin_group", "automation_group", "apt_proxy", "apt_mirror"}
@@ -145,8 +146,10 @@ def _decode(raw: Mapping[str, Any], checker: _Checker) -> dict[str, Any]:
             continue
         try:
             values[field_name] = json.loads(value)
-        except json.JSONDecodeError:
-            raise checker.fail(key, f"expected a structured value (YAML mapping or list), got {value!r}") from None
+        except (json.JSONDecodeError, RecursionError):
+            # The sites hold the PSKs: their text is never shown.
+            shown = "text" if field_name in SECRET_CONTAINERS else repr(value[:60])
+            raise checker.fail(key, f"expected a structured value (YAML mapping or list), got {shown}") from None
     return values
 
 
