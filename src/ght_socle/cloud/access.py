@@ -39,10 +39,10 @@ def write_client_files(layout: Layout, passwords: Secrets, region: str) -> None:
                       "project_name": STACKS_PROJECT, "user_domain_name": "Default",
                       "project_domain_name": "Default"},
              "auth_type": "password", "region_name": region, "interface": "public", "identity_api_version": 3}
-    write_private(layout.clouds_yaml, yaml.safe_dump({"clouds": {CLOUD_NAME: cloud}}, sort_keys=False))
+    write_private(layout, layout.clouds_yaml, yaml.safe_dump({"clouds": {CLOUD_NAME: cloud}}, sort_keys=False))
     lines = ["# The local cloud (socle cloud up): the ght-socle stacks' user. Lab only."]
     lines += [f"export {key}={shlex.quote(value)}" for key, value in env.items()]
-    write_private(layout.openrc, "\n".join(lines) + "\n")
+    write_private(layout, layout.openrc, "\n".join(lines) + "\n")
 
 
 def client_env(layout: Layout | None = None) -> dict[str, str]:

@@ -85,7 +85,7 @@ class CloudState:
                 "config_digests": self.config_digests, "synced": self.synced,
                 "bootstrapped": self.bootstrapped, "image_source": self.image_source,
                 "catalog_fingerprint": self.catalog_fingerprint}
-        render.write_private(layout.state_file, json.dumps(data, indent=2) + "\n")
+        render.write_private(layout, layout.state_file, json.dumps(data, indent=2) + "\n")
 
 
 @dataclass

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from ght_socle.cloud import database
 from ght_socle.cloud.layout import Layout
 from ght_socle.cloud.services import CONTROL_PLANE, CONTROL_PLANE_TRANSPORT, ApiService
 from ght_socle.errors import SocleError
+from ght_socle.trust import files
 
 # The physical network name the flat external network is bound to (ml2_type_flat).
 EXTERNAL_PHYSNET = "extnet"
@@ -65,7 +65,7 @@ class Secrets:
     def save(self, layout: Layout) -> None:
 
 
-        write_private(layout.secrets_file, json.dumps(
+        write_private(layout, layout.secrets_file, json.dumps(
             {"admin": self.admin, "stacks": self.stacks, "services": self.services, "databases": self.databases},
             indent=2) + "\n")
 
@@ -74,14 +74,9 @@ def _password() -> str:
     return secrets.token_urlsafe(24)
 
 
-def write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` readable by its owner only, from the first byte on."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    scratch = path.with_name(path.name + ".new")
-    descriptor = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(text)
-    os.replace(scratch, path)
+def write_private(layout: Layout, path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` inside the state directory, readable by its owner only."""
+    files.write_text(path, text, within=layout.root, mode=0o600)
 
 
 def template_environment() -> Environment:
@@ -118,6 +113,6 @@ def write(layout: Layout, service: ApiService, files: dict[str, str]) -> str:
     for name, text in sorted(files.items()):
         target = layout.etc / service.name / name
         if not target.exists() or target.read_text() != text:
-            write_private(target, text)
+            write_private(layout, target, text)
         digest.update(name.encode() + b"\0" + text.encode() + b"\0")
     return digest.hexdigest()

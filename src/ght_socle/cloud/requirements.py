@@ -11,10 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ght_socle import paths
 from ght_socle.errors import ConfigError
+from ght_socle.trust.yamlio import load_yaml
 
 # OVHcloud-style general purpose flavors (b3-8, b3-16, ...): the number is the RAM in GiB, and
 # there is one vCPU per 4 GiB of RAM (b3-8: 2 vCPU, 8 GiB).
@@ -76,10 +75,7 @@ def _require(mapping: dict[str, Any], key: str, source: Path, where: str) -> Any
 
 
 def _add_file(needs: StackNeeds, source: Path, project: str) -> None:
-    try:
-        raw = yaml.safe_load(source.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read: {' '.join(str(exc).split())}", file=source) from exc
+    raw = load_yaml(source, what="stack configuration") or {}
     config = raw.get("config") if isinstance(raw, dict) else None
     if not isinstance(config, dict):
         raise ConfigError("expected a mapping", file=source, where="key config")
