@@ -43,14 +43,20 @@ def _boot_id(ssh_config: Path, name: str, connect_timeout: int = 90) -> str | No
     return boot_id if completed.returncode == 0 and boot_id else None
 
 
-def _reboot_one(state: LabState, ssh_config: Path, name: str, deadline: float, progress: Progress) -> Rebooted:
-    before = _boot_id(ssh_config, name)
-    if before is None:
-        raise SocleError(f"{name} does not answer SSH: not rebooted (`socle lab status`)", where="lab")
+def _ask_reboot(ssh_config: Path, name: str) -> float:
+    """Send ``systemctl reboot``; return when it was sent (the start of the reboot-to-SSH time)."""
     started = time.monotonic()
-    # The session ends with the guest's shutdown: its exit status says nothing, the new boot id does.
-    subprocess.run(access.ssh_command(ssh_config, name, ["sudo -n systemctl reboot"]), capture_output=True,
-                   timeout=120, check=False, stdin=subprocess.DEVNULL)
+    asked = subprocess.run(access.ssh_command(ssh_config, name, ["sudo -n systemctl reboot"]), capture_output=True,
+                           text=True, timeout=120, check=False, stdin=subprocess.DEVNULL)
+    # 255: the session was cut by the guest's shutdown (or never opened; the new boot id will tell).
+    if asked.returncode not in (0, 255):
+        detail = (asked.stderr.strip().splitlines() or [f"exit {asked.returncode}"])[-1]
+        raise SocleError(f"{name} refused `systemctl reboot`: {detail}", where="lab")
+    return started
+
+
+def _wait_back(state: LabState, ssh_config: Path, name: str, before: str, started: float, deadline: float,
+               progress: Progress) -> Rebooted:
     while True:
         if vm_status(state, name) != "running":
             raise SocleError(f"VM {name} {vm_status(state, name)} during its reboot (console: "
@@ -61,8 +67,8 @@ def _reboot_one(state: LabState, ssh_config: Path, name: str, deadline: float, p
             progress(f"  {name}: SSH ready {seconds:.0f} s after `systemctl reboot`")
             return Rebooted(name, seconds)
         if time.monotonic() > deadline:
-            raise SocleError(f"{name} not back over SSH {REBOOT_WAIT_SECONDS:.0f} s after `systemctl reboot` "
-                             f"(console: {state.vm_dir(name) / 'console.log'})", where="lab")
+            raise SocleError(f"{name} not back over SSH in time after `systemctl reboot` (console: "
+                             f"{state.vm_dir(name) / 'console.log'})", where="lab")
         time.sleep(POLL_SECONDS)
 
 
@@ -80,10 +86,20 @@ def reboot(state: LabState, names: list[str], progress: Progress,
     if not ssh_config.exists():
         write_inventory(state)
     progress(f"rebooting {', '.join(chosen)} (systemctl reboot in each guest)")
-    deadline = time.monotonic() + wait_seconds
-    # In parallel, bastion included: the others' SSH goes through it and is retried until it is back.
     with ThreadPoolExecutor(max_workers=len(chosen)) as pool:
-        futures = [pool.submit(_reboot_one, state, ssh_config, name, deadline, progress) for name in chosen]
+        before = dict(zip(chosen, pool.map(lambda name: _boot_id(ssh_config, name), chosen), strict=True))
+        silent = [name for name, boot_id in before.items() if boot_id is None]
+        if silent:
+            raise SocleError(f"no SSH answer from {', '.join(silent)}: nothing rebooted (`socle lab status`)",
+                             where="lab")
+        # Every other VM is reached through the bastion: they are asked first, the bastion last.
+        others = [name for name in chosen if name != fleet.bastion]
+        started = dict(zip(others, pool.map(lambda name: _ask_reboot(ssh_config, name), others), strict=True))
+        if fleet.bastion in chosen:
+            started[fleet.bastion] = _ask_reboot(ssh_config, fleet.bastion)
+        deadline = time.monotonic() + wait_seconds
+        futures = [pool.submit(_wait_back, state, ssh_config, name, before[name] or "", started[name], deadline,
+                               progress) for name in chosen]
         results = [future.result() for future in futures]
     # A VM resumed from a saved first boot had its clock set by `up` after the jump, not its emulated
     # real-time clock, which a boot reads: set it from the host's again, as `up` does after a resume.
