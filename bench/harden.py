@@ -31,7 +31,7 @@ def ssh(inventory: Path, host: str, command: str, timeout: float = 120) -> subpr
 
 
 def already_hardened(inventory: Path, host: str) -> bool:
-    return ssh(inventory, host, "test -f /etc/sysctl.d/90-ght-hardening.conf").returncode == 0
+    return ssh(inventory, host, "test -f /etc/sysctl.d/99-zz-ght-hardening.conf").returncode == 0
 
 
 def main() -> int:

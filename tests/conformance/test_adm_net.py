@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from typing import Any
 
 import pytest
 
@@ -37,18 +38,33 @@ def test_net_004_admin_ports_from_admin_networks_only(facts: HostFacts, pssi_rul
     fail_on(firewall_problems(facts, pssi_rule, port_spec(pssi_rule.param("admin_ports")) | sshd_port(facts)))
 
 
+def default_drop_problems(ruleset: list[dict[str, Any]], state: str) -> list[str]:
+    chains = input_chains(ruleset)
+    problems = [f"nft {c.family} {c.table} {c.name}: input policy is {c.policy}, not drop ({state})"
+                for c in chains if c.policy != "drop"]
+    if not chains:
+        problems.append(f"nft list ruleset: no base chain hooked on input (ruleset empty or flushed) ({state})")
+    return problems
+
+
 @pytest.mark.pssi("NET-011")
 def test_net_011_default_drop_firewall_loaded_at_boot(facts: HostFacts, pssi_rule: RuleContext) -> None:
+    # Both states: the ruleset the kernel holds (live) and the one nftables.service loads at boot from
+    # /etc/nftables.conf, loaded by the gather into a scratch network namespace (persisted).
     nft = facts.section("nft")
     if not nft.get("installed"):
         fail_on(["nft is not installed: no host firewall"])
-    chains = input_chains(nft["ruleset"])
-    problems = [f"nft {c.family} {c.table} {c.name}: input policy is {c.policy}, not drop"
-                for c in chains if c.policy != "drop"]
-    if not chains:
-        problems.append("nft list ruleset: no base chain hooked on input (ruleset empty or flushed)")
+    problems = default_drop_problems(nft["ruleset"], "live")
     if not facts.unit_enabled("nftables.service"):
-        problems.append(f"{facts.unit_summary('nftables.service')}: the ruleset is not loaded at boot")
+        problems.append(f"{facts.unit_summary('nftables.service')}: the ruleset is not loaded at boot (persisted)")
+    at_boot = facts.section("nft_file")
+    if not at_boot["exists"]:
+        problems.append("/etc/nftables.conf is missing: no ruleset at boot (persisted)")
+    elif not at_boot["loads"]:
+        problems.append(f"/etc/nftables.conf does not load: {at_boot['error']} (persisted)")
+    else:
+        problems += [problem.replace("nft list ruleset", "/etc/nftables.conf")
+                     for problem in default_drop_problems(at_boot["ruleset"], "persisted")]
     fail_on(problems)
 
 

@@ -39,8 +39,8 @@ def test_log_001_internal_time_sources(facts: HostFacts, pssi_rule: RuleContext)
     chrony = facts.section("chrony")
     if not chrony.get("installed") or not facts.package("chrony"):
         problems.append("chrony is not installed")
-    elif not facts.unit_active("chrony.service"):
-        problems.append(f"{facts.unit_summary('chrony.service')}: no time synchronisation")
+    else:
+        problems += facts.service_problems("chrony.service", "no time synchronisation")
     sources = chrony_sources(facts)
     minimum = int(pssi_rule.param("min_ntp_sources"))
     if len(sources) < minimum:
@@ -64,29 +64,47 @@ def watched(rules: list[str], path: str) -> bool:
     return False
 
 
-@pytest.mark.pssi("LOG-002")
-def test_log_002_audit_rules(facts: HostFacts, pssi_rule: RuleContext) -> None:
-    audit = facts.section("audit")
-    if not audit.get("installed"):
-        fail_on(["auditd is not installed (auditctl missing)"])
-    problems = []
-    if not facts.unit_active("auditd.service"):
-        problems.append(f"{facts.unit_summary('auditd.service')}: kernel audit events are not recorded")
-    status = audit.get("status", {})
-    pid = status.get("pid", "0")
-    if pid in ("0", ""):
-        problems.append(f"auditctl -s: pid {pid or '?'}: no audit daemon receives the events")
-    rules = audit_rule_lines(facts)
-    problems += [f"auditctl -l: no write watch on {path}" for path in pssi_rule.param("audit_watch_paths")
-                 if not watched(rules, path)]
+def persisted_audit_rules(facts: HostFacts) -> list[str]:
+    """The rules auditd loads at its next start: augenrules compiles /etc/audit/rules.d/*.rules."""
+    return [line for path, text in facts.texts_under("/etc/audit/rules.d/").items() if path.endswith(".rules")
+            for line in config_lines(text)]
+
+
+def missing_audit_rules(rules: list[str], watch_paths: list[str]) -> list[str]:
+    missing = [f"no write watch on {path}" for path in watch_paths if not watched(rules, path)]
     syscalls = " ".join(rules)
     for needed, names in (("module loading", ("init_module", "finit_module")), ("mounts", ("mount",)),
                           ("time changes", ("adjtimex", "settimeofday", "clock_settime")),
                           ("privileged commands", ("execve", "/usr/bin/sudo"))):
         if not any(re.search(rf"(?<![\w/]){re.escape(n)}(?![\w/])", syscalls) for n in names):
-            problems.append(f"auditctl -l: no rule for {needed} ({'/'.join(names)})")
-    if pssi_rule.param("audit_rules_immutable") and status.get("enabled") != "2":
-        problems.append(f"auditctl -s: enabled {status.get('enabled', '?')}, expected 2 (rules locked until reboot)")
+            missing.append(f"no rule for {needed} ({'/'.join(names)})")
+    return missing
+
+
+@pytest.mark.pssi("LOG-002")
+def test_log_002_audit_rules(facts: HostFacts, pssi_rule: RuleContext) -> None:
+    # Both states: the rules the kernel applies now (auditctl, live) and the ones loaded at the next
+    # start of auditd (rules.d, persisted), including the lock (-e 2) where the PSSI asks for it.
+    audit = facts.section("audit")
+    if not audit.get("installed"):
+        fail_on(["auditd is not installed (auditctl missing)"])
+    problems = facts.service_problems("auditd.service", "kernel audit events are not recorded")
+    status = audit.get("status", {})
+    pid = status.get("pid", "0")
+    if pid in ("0", ""):
+        problems.append(f"auditctl -s: pid {pid or '?'}: no audit daemon receives the events")
+    watch_paths = list(pssi_rule.param("audit_watch_paths"))
+    problems += [f"auditctl -l: {gap} (live)" for gap in missing_audit_rules(audit_rule_lines(facts), watch_paths)]
+    persisted = persisted_audit_rules(facts)
+    problems += [f"/etc/audit/rules.d: {gap} (persisted)" for gap in missing_audit_rules(persisted, watch_paths)]
+    if pssi_rule.param("audit_rules_immutable"):
+        if status.get("enabled") != "2":
+            problems.append(f"auditctl -s: enabled {status.get('enabled', '?')}, expected 2 (rules locked until "
+                            "reboot) (live)")
+        # augenrules moves the last -e line to the end of the compiled rules, wherever it was.
+        enable = [line.split() for line in persisted if line.split()[0] == "-e"]
+        if not enable or enable[-1][1:] != ["2"]:
+            problems.append("/etc/audit/rules.d: no -e 2: the rules are not locked at boot (persisted)")
     fail_on(problems)
 
 
@@ -122,8 +140,7 @@ def test_log_003_tls_log_forwarding(facts: HostFacts, pssi_rule: RuleContext) ->
     problems = []
     if not facts.package("rsyslog"):
         fail_on(["rsyslog is not installed: nothing forwards the logs"])
-    if not facts.unit_active("rsyslog.service"):
-        problems.append(f"{facts.unit_summary('rsyslog.service')}: logs are not forwarded")
+    problems += facts.service_problems("rsyslog.service", "logs are not forwarded")
     if not facts.package("rsyslog-gnutls") and not facts.package("rsyslog-openssl"):
         problems.append("neither rsyslog-gnutls nor rsyslog-openssl is installed: no TLS transport")
     secure, plain = tls_forwarders(rsyslog_statements(rsyslog_files(facts)), int(pssi_rule.param("collector_port")))

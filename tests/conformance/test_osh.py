@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from ght_socle.conform.facts import HostFacts, config_lines, fail_on, mode_exceeds
+from ght_socle.conform.facts import FactMissing, HostFacts, config_lines, fail_on, mode_exceeds
 from ght_socle.conform.plugin import RuleContext
 
 
@@ -26,6 +26,9 @@ def test_osh_001_boot_root_only(facts: HostFacts, pssi_rule: RuleContext) -> Non
 
 @pytest.mark.pssi("OSH-002")
 def test_osh_002_kernel_parameters(facts: HostFacts, pssi_rule: RuleContext) -> None:
+    # Both states: the value the kernel has now (live) and the one the sysctl.d files give it at the
+    # next boot (persisted, merged in systemd-sysctl's order): a distribution file sorting after the
+    # hardened one would undo it at every boot while the live value still passes.
     ipv6_off_at_boot = "ipv6.disable=1" in facts.system["cmdline"]
     at_least = set(pssi_rule.param("sysctl_at_least"))
     problems = []
@@ -33,22 +36,35 @@ def test_osh_002_kernel_parameters(facts: HostFacts, pssi_rule: RuleContext) -> 
     addresses = pssi_rule.host_vars.get("ght_addresses")
     if isinstance(addresses, dict) and len(addresses) > 1:
         expected_values.update(pssi_rule.param("multi_homed_sysctl"))
+    at_boot = facts.sysctl_at_boot()
+
+    def meets(key: str, value: str, expected: object) -> bool:
+        if key in at_least and value.lstrip("-").isdigit():
+            return int(value) >= int(str(expected))  # stricter than the PSSI asks (renforcé level)
+        return value.split() == str(expected).split()
+
     for key, expected in sorted(expected_values.items()):
+        if key.startswith("net.ipv6.") and ipv6_off_at_boot:
+            continue  # IPv6 removed at boot: stronger than disable_ipv6
+        wanted = f"at least {expected}" if key in at_least else str(expected)
         value = facts.sysctl(key)
         if value is None:
-            if key.startswith("net.ipv6.") and ipv6_off_at_boot:
-                continue  # IPv6 removed at boot: stronger than disable_ipv6
             problems.append(f"sysctl {key} is absent, expected {expected}")
-        elif key in at_least and value.lstrip("-").isdigit() and int(value) >= int(expected):
-            continue  # stricter than the PSSI asks (renforcé level)
-        elif value.split() != str(expected).split():
-            wanted = f"at least {expected}" if key in at_least else str(expected)
-            problems.append(f"sysctl {key} = {value}, expected {wanted}")
+        elif not meets(key, value, expected):
+            problems.append(f"sysctl {key} = {value} (live), expected {wanted}")
+        persisted = at_boot.get(key)
+        if persisted is None:
+            problems.append(f"sysctl {key} is set by no sysctl.d file (persisted): the kernel default applies "
+                            f"at boot, expected {wanted}")
+        elif not meets(key, persisted.value, expected):
+            problems.append(f"sysctl {key} = {persisted.value} persisted by {persisted.source} (last in boot "
+                            f"order), expected {wanted}")
     fail_on(problems)
 
 
-def mount_of(facts: HostFacts, target: str) -> dict[str, str] | None:
-    for entry in facts.section("mounts")["live"]:
+def mount_of(facts: HostFacts, target: str, table: str = "live") -> dict[str, str] | None:
+    """The mount of ``target`` now (``live``, findmnt) or at boot (``fstab``, findmnt --fstab)."""
+    for entry in facts.section("mounts")[table]:
         if entry.get("target") == target:
             return entry  # type: ignore[no-any-return]
     return None
@@ -58,7 +74,8 @@ def mount_of(facts: HostFacts, target: str) -> dict[str, str] | None:
 def test_osh_003_mount_options(facts: HostFacts, pssi_rule: RuleContext) -> None:
     # The partition layout is made when the image is built (manual part of the rule); the host check
     # verifies the options of every listed path that is a filesystem, and that /tmp always is one
-    # (a tmpfs is always possible).
+    # (a tmpfs is always possible). Both states: as mounted now (live) and as /etc/fstab mounts it at
+    # the next boot (persisted); a `mount -o remount` alone is lost at the reboot.
     problems = []
     for target, required in sorted(pssi_rule.param("mount_options").items()):
         entry = mount_of(facts, target)
@@ -69,7 +86,14 @@ def test_osh_003_mount_options(facts: HostFacts, pssi_rule: RuleContext) -> None
         options = set(str(entry.get("options", "")).split(","))
         missing = [o for o in required if o not in options]
         if missing:
-            problems.append(f"findmnt {target}: mounted {entry.get('options')}, missing {','.join(missing)}")
+            problems.append(f"findmnt {target}: mounted {entry.get('options')}, missing {','.join(missing)} (live)")
+        at_boot = mount_of(facts, target, "fstab")
+        if at_boot is None:
+            problems.append(f"/etc/fstab has no entry for {target}: its options are not set at boot (persisted)")
+            continue
+        missing = [o for o in required if o not in str(at_boot.get("options", "")).split(",")]
+        if missing:
+            problems.append(f"/etc/fstab {target}: {at_boot.get('options')}, missing {','.join(missing)} (persisted)")
     fail_on(problems)
 
 
@@ -100,14 +124,28 @@ def test_osh_005_minimal_server_packages(facts: HostFacts, pssi_rule: RuleContex
 
 @pytest.mark.pssi("OSH-006")
 def test_osh_006_apparmor_enforced(facts: HostFacts, pssi_rule: RuleContext) -> None:
+    # Live: the profiles the kernel has loaded (aa-teardown empties that list while apparmor.service
+    # stays active). Persisted: the service loads the profiles at boot and none is forced into complain.
     apparmor = facts.section("apparmor")
     problems = []
     if apparmor["kernel_enabled"] != "Y":
         problems.append(f"/sys/module/apparmor/parameters/enabled = {apparmor['kernel_enabled']}: AppArmor off")
-    if not (facts.unit_enabled("apparmor.service") and facts.unit_active("apparmor.service")):
-        problems.append(f"{facts.unit_summary('apparmor.service')}: profiles are not loaded at boot")
-    profiles = apparmor.get("profiles") or {}
-    problems += [f"AppArmor profile {name} in {mode} mode" for name, mode in sorted(profiles.items())
+    if not facts.unit_enabled("apparmor.service"):
+        problems.append(f"{facts.unit_summary('apparmor.service')}: profiles are not loaded at boot (persisted)")
+    elif not facts.unit_active("apparmor.service"):
+        problems.append(f"{facts.unit_summary('apparmor.service')}: profiles were not loaded (live)")
+    problems += [f"/etc/apparmor.d/force-complain/{name}: profile put in complain mode at boot (persisted)"
+                 for name in apparmor.get("force_complain", [])]
+    if "loaded" not in apparmor:
+        raise FactMissing("the kernel's list of loaded AppArmor profiles was not gathered")
+    loaded = apparmor["loaded"]
+    if loaded is None:
+        problems.append("/sys/kernel/security/apparmor/profiles is absent: the kernel enforces no AppArmor profile")
+    elif not any(mode == "enforce" for mode in loaded.values()):
+        problems.append("no AppArmor profile loaded in enforce mode (live, /sys/kernel/security/apparmor/profiles"
+                        f" lists {len(loaded)})")
+    profiles = {**(apparmor.get("profiles") or {}), **(loaded or {})}
+    problems += [f"AppArmor profile {name} in {mode} mode (live)" for name, mode in sorted(profiles.items())
                  if mode != "enforce"]
     fail_on(problems)
 

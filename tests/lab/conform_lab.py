@@ -1,4 +1,4 @@
-"""Shared by the conformance lab tests (test_20, test_40, test_50): run `socle conform` on the lab, read its JSON."""
+"""Shared by the conformance lab tests (test_20, test_40, test_45, test_50): run `socle conform` on the lab."""
 
 from __future__ import annotations
 
@@ -67,3 +67,11 @@ def hardened_since_boot(lab: Lab) -> bool:
         if status.read_text(encoding="utf-8").strip() == "successful" and not {"--check", "--limit"} & set(argv):
             return True
     return False
+
+
+def ensure_hardened(lab: Lab) -> Lab:
+    """The lab, converged: test_30 did it in a full run; a module run alone converges it here."""
+    if not hardened_since_boot(lab):
+        converge = socle("harden", "--inventory", str(lab.inventory), env=lab.env)
+        assert converge.returncode == 0, f"socle harden failed:\n{converge.stderr[-4000:]}"
+    return lab

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conform_lab import ConformRun, conform, hardened_since_boot
+from conform_lab import ConformRun, conform, ensure_hardened
 from conftest import Lab, socle
 
 from ght_socle.catalog import default_catalog
@@ -23,11 +23,7 @@ from ght_socle.paths import project_root
 
 @pytest.fixture(scope="module")
 def hardened_lab(lab: Lab) -> Lab:
-    """The session lab, converged: test_30 did it in a full run; alone, this module runs the hardening."""
-    if not hardened_since_boot(lab):
-        converge = socle("harden", "--inventory", str(lab.inventory), env=lab.env)
-        assert converge.returncode == 0, f"socle harden failed:\n{converge.stderr[-4000:]}"
-    return lab
+    return ensure_hardened(lab)
 
 
 @pytest.fixture(scope="module")

@@ -17,12 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conform_lab import ConformRun, conform, hardened_since_boot
+from conform_lab import ConformRun, conform, ensure_hardened
 from conftest import Lab, socle
 
 BACKUP = "/root/.conform-drift"
 LISTENER_UNIT = "conform-drift-listener"
 LISTENER_PORT = 8099
+# Sorts after the role's 99-zz-ght-hardening.conf: at the next boot its value wins (nothing loads it now).
+LATER_SYSCTL_FILE = "/etc/sysctl.d/99-zzz-conform-drift.conf"
 
 # (what drifts, rule expected to catch it, a piece of the evidence the report must show)
 DRIFTS = [
@@ -43,6 +45,9 @@ DRIFTS = [
     ("new setuid binary", "OSH-007", "/usr/local/bin/conform-drift-suid"),
     ("service account with a login shell", "IAM-008", "service account daemon"),
     ("weak password hashing method", "IAM-004", "ENCRYPT_METHOD MD5"),
+    ("later sysctl.d file undoing a setting at boot", "OSH-002",
+     f"fs.protected_fifos = 1 persisted by {LATER_SYSCTL_FILE}"),
+    ("AppArmor profiles unloaded (aa-teardown)", "OSH-006", "no AppArmor profile loaded in enforce mode (live"),
 ]
 
 # Each line saves what it changes first; `set -e` so a half-injected host is reported at once.
@@ -70,15 +75,17 @@ systemd-run --quiet --unit={LISTENER_UNIT} python3 -m http.server {LISTENER_PORT
 install -m 4755 /bin/true /usr/local/bin/conform-drift-suid
 usermod -s /bin/bash daemon
 sed -i 's/^ENCRYPT_METHOD.*/ENCRYPT_METHOD MD5/' /etc/login.defs
+printf 'fs.protected_fifos = 1\\n' > {LATER_SYSCTL_FILE}
+aa-teardown >/dev/null
 for i in $(seq 60); do ss -Hltn "sport = :{LISTENER_PORT}" | grep -q . && break; sleep 1; done
 echo injected
 """
 
 # Undo in reverse, from what INJECT saved; every step runs even if one fails, the status is the worst.
-# The sysctl values and the nftables ruleset are left to the roles (REPAIR_TAGS).
+# The sysctl values, the nftables ruleset and the AppArmor profiles are left to the roles (REPAIR_TAGS).
 RESTORE = f"""rc=0
 step() {{ "$@" || {{ echo "restore step failed: $*" >&2; rc=1; }}; }}
-step rm -f /usr/local/bin/conform-drift-suid
+step rm -f /usr/local/bin/conform-drift-suid {LATER_SYSCTL_FILE}
 step systemctl stop {LISTENER_UNIT}
 case ",$(cat {BACKUP}/tmp.options)," in *,noexec,*) step mount -o remount,noexec /tmp ;; esac
 for f in {BACKUP}/rsyslog.d/*; do [ -e "$f" ] && step mv "$f" /etc/rsyslog.d/; done
@@ -96,7 +103,7 @@ exit $rc
 
 
 # Drift that only the live state shows (the role's files are untouched): a re-run of these tags repairs it.
-REPAIR_TAGS = "pssi_osh_002,pssi_net_011"
+REPAIR_TAGS = "pssi_osh_002,pssi_net_011,pssi_osh_006"
 
 
 def drift_host(lab: Lab) -> str:
@@ -106,16 +113,14 @@ def drift_host(lab: Lab) -> str:
 
 @pytest.fixture(scope="module")
 def hardened_lab(lab: Lab) -> Lab:
-    if not hardened_since_boot(lab):
-        converge = socle("harden", "--inventory", str(lab.inventory), env=lab.env)
-        assert converge.returncode == 0, f"socle harden failed:\n{converge.stderr[-4000:]}"
-    return lab
+    return ensure_hardened(lab)
 
 
 @dataclass
 class DriftRuns:
     host: str
-    before: ConformRun  # hardened host
+    reload: subprocess.CompletedProcess[str]  # `sysctl --system` on the hardened host, as every boot does
+    before: ConformRun  # hardened host, after that reload
     after: ConformRun  # with every drift injected, compared (--diff) with `before`
     repair: subprocess.CompletedProcess[str]  # socle harden --tags REPAIR_TAGS after the scripted restore
     restored: ConformRun  # after the restore
@@ -127,6 +132,7 @@ def drift(hardened_lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> DriftR
     lab = hardened_lab
     host = drift_host(lab)
     out = tmp_path_factory.mktemp("drift")
+    reload = lab.run(host, "sysctl --system", sudo=True)
     before = conform(lab, out, "--limit", host)
     previous = out / "before.json"
     previous.write_text(json.dumps(list(before.rows.values())), encoding="utf-8")
@@ -140,11 +146,20 @@ def drift(hardened_lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> DriftR
         assert restored.returncode == 0, f"restore failed on {host}: {restored.stderr[-2000:]}"
         repair = socle("harden", "--inventory", str(lab.inventory), "--limit", host, "--tags", REPAIR_TAGS,
                        "--format", "json", env=lab.env)
-    return DriftRuns(host, before, after, repair, conform(lab, out, "--limit", host))
+    return DriftRuns(host, reload, before, after, repair, conform(lab, out, "--limit", host))
 
 
 def test_at_least_fifteen_distinct_drifts() -> None:
     assert len({what for what, _, _ in DRIFTS}) >= 15
+
+
+def test_sysctl_system_keeps_the_hardened_kernel_parameters(drift: DriftRuns) -> None:
+    # Every sysctl.d file applied in boot order: a distribution file sorting after the hardened one
+    # (Debian's 99-protect-links.conf) used to set fs.protected_fifos back to 1.
+    assert drift.reload.returncode == 0, drift.reload.stderr[-2000:]
+    assert "99-zz-ght-hardening.conf" in drift.reload.stdout, drift.reload.stdout[-2000:]
+    row = drift.before.row(drift.host, "OSH-002")
+    assert row["status"] == "pass", f"OSH-002 after sysctl --system: {row['message']} {row['evidence']}"
 
 
 def test_expected_rules_pass_before_the_drift(drift: DriftRuns) -> None:
@@ -172,12 +187,12 @@ def test_diff_reports_each_regression(drift: DriftRuns) -> None:
             f"{rule_id} not in the regressions:\n" + "\n".join(regressed)
 
 
-def test_harden_rerun_repairs_live_sysctl_and_firewall_drift(drift: DriftRuns) -> None:
+def test_harden_rerun_repairs_live_sysctl_firewall_and_apparmor_drift(drift: DriftRuns) -> None:
     assert drift.repair.returncode == 0, drift.repair.stderr[-3000:]
     changed = json.loads(drift.repair.stdout)["hosts"][drift.host]["changed"]
     # Per rule: the live comparison reports the drift and its handler loads the file again.
     assert changed >= 4, f"changed={changed}: the re-run did not see the live drift\n{drift.repair.stderr[-3000:]}"
-    for rule_id in ("OSH-002", "NET-011"):
+    for rule_id in ("OSH-002", "NET-011", "OSH-006"):
         row = drift.restored.row(drift.host, rule_id)
         assert row["status"] == "pass", f"{rule_id} after the re-run: {row['message']} {row['evidence']}"
 

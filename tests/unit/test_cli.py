@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -31,3 +33,11 @@ def test_console_entry_point_runs() -> None:
                             check=False)
     assert result.returncode == 0
     assert result.stdout.startswith("ght-socle ")
+
+
+def test_lab_reboot_without_a_lab_exits_2_with_one_line(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "ght_socle.cli", "lab", "reboot", "app-01"], capture_output=True,
+                            text=True, check=False, env={**os.environ, "SOCLE_STATE": str(tmp_path)})
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().count("\n") == 0 and "no lab is up here" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,6 +1,8 @@
 """Rule logic of the conformance suites on facts recorded from a real lab VM (app-01, unhardened).
 
-The JSON was printed by the gather script on the lab's app-01 right after `socle lab up`; here the
+The JSON was printed by the gather script on the lab's app-01 right after `socle lab up` (the
+sysctl.d files, the firewall file's ruleset and the kernel's AppArmor list were added from a later
+fresh app-01, when the gather started reading them); here the
 rule functions of tests/conformance run on it (and on edited copies) without any host.
 """
 
@@ -57,18 +59,84 @@ def test_recorded_facts_are_complete() -> None:
     assert data["system"]["os_release"]["VERSION_ID"] == "12"
 
 
+def hardened_sysctl_file(raw: dict[str, Any], name: str = "99-zz-ght-hardening.conf") -> None:
+    """The role's file, as it writes it, among the recorded sysctl.d files of the host."""
+    text = "".join(f"{key} = {value}\n" for key, value in default_catalog().param("OSH-002", "sysctl").items())
+    raw["sysctl_d"].insert(0, ["/etc/sysctl.d", name, text])
+
+
 def test_kernel_parameters_fail_on_debian_defaults_and_pass_once_set(raw: dict[str, Any]) -> None:
     problems = verdict("test_osh", "test_osh_002_kernel_parameters", "OSH-002", raw)
-    assert any(p.startswith("sysctl fs.protected_fifos = 1, expected at least 2") for p in problems), problems
+    assert any(p.startswith("sysctl fs.protected_fifos = 1 (live), expected at least 2") for p in problems), problems
     for key, value in default_catalog().param("OSH-002", "sysctl").items():
         raw["sysctl"][key] = str(value)
+    hardened_sysctl_file(raw)
     assert verdict("test_osh", "test_osh_002_kernel_parameters", "OSH-002", raw) == []
     # Stricter than the PSSI on a monotonic key (level renforcé) passes; looser on an exact key fails.
     raw["sysctl"]["kernel.yama.ptrace_scope"] = "2"
     assert verdict("test_osh", "test_osh_002_kernel_parameters", "OSH-002", raw) == []
     raw["sysctl"]["net.ipv4.ip_forward"] = "1"
     assert verdict("test_osh", "test_osh_002_kernel_parameters", "OSH-002", raw) == [
-        "sysctl net.ipv4.ip_forward = 1, expected 0"]
+        "sysctl net.ipv4.ip_forward = 1 (live), expected 0"]
+
+
+def test_kernel_parameters_a_distribution_file_undoes_at_boot_fail_as_persisted(raw: dict[str, Any]) -> None:
+    # The live values are right (the role loaded its file) but Debian's 99-protect-links.conf, recorded
+    # on the VM, sorts after the file name the role used to write: at the next boot fifos go back to 1.
+    for key, value in default_catalog().param("OSH-002", "sysctl").items():
+        raw["sysctl"][key] = str(value)
+    hardened_sysctl_file(raw, "90-ght-hardening.conf")
+    assert verdict("test_osh", "test_osh_002_kernel_parameters", "OSH-002", raw) == [
+        "sysctl fs.protected_fifos = 1 persisted by /usr/lib/sysctl.d/99-protect-links.conf (last in boot order), "
+        "expected at least 2"]
+    raw["sysctl_d"] = [entry for entry in raw["sysctl_d"] if entry[1] != "90-ght-hardening.conf"]
+    hardened_sysctl_file(raw)
+    assert verdict("test_osh", "test_osh_002_kernel_parameters", "OSH-002", raw) == []
+    del raw["sysctl_d"][0]
+    problems = verdict("test_osh", "test_osh_002_kernel_parameters", "OSH-002", raw)
+    assert any(p.startswith("sysctl kernel.kptr_restrict is set by no sysctl.d file (persisted)") for p in problems), \
+        problems
+
+
+def test_apparmor_with_every_profile_unloaded_fails(raw: dict[str, Any]) -> None:
+    # Recorded fresh: Debian's profiles in complain mode fail it; all in enforce mode pass it.
+    for profiles in (raw["apparmor"]["profiles"], raw["apparmor"]["loaded"]):
+        for name in profiles:
+            profiles[name] = "enforce"
+    assert verdict("test_osh", "test_osh_006_apparmor_enforced", "OSH-006", raw) == []
+    # aa-teardown: the service stays active, the kernel's list is empty (and aa-status reports none).
+    raw["apparmor"]["loaded"], raw["apparmor"]["profiles"] = {}, {}
+    assert verdict("test_osh", "test_osh_006_apparmor_enforced", "OSH-006", raw) == [
+        "no AppArmor profile loaded in enforce mode (live, /sys/kernel/security/apparmor/profiles lists 0)"]
+
+
+def test_service_running_but_not_enabled_fails_as_persisted(raw: dict[str, Any]) -> None:
+    raw["units"]["show"]["chrony.service"]["UnitFileState"] = "disabled"
+    problems = verdict("test_log", "test_log_001_internal_time_sources", "LOG-001", raw)
+    assert any(p.endswith("not started at boot, no time synchronisation after a reboot (persisted)")
+               for p in problems), problems
+
+
+def test_mount_options_are_checked_in_fstab_too(raw: dict[str, Any]) -> None:
+    required = default_catalog().param("OSH-003", "mount_options")
+    for table in ("live", "fstab"):
+        for entry in raw["mounts"][table]:
+            if entry["target"] in required:
+                entry["options"] = ",".join(["rw", *required[entry["target"]]])
+    assert verdict("test_osh", "test_osh_003_mount_options", "OSH-003", raw) == []
+    tmp = next(entry for entry in raw["mounts"]["fstab"] if entry["target"] == "/tmp")
+    tmp["options"] = "rw,nosuid,nodev"
+    assert verdict("test_osh", "test_osh_003_mount_options", "OSH-003", raw) == [
+        "/etc/fstab /tmp: rw,nosuid,nodev, missing noexec (persisted)"]
+
+
+def test_firewall_file_loading_no_input_chain_fails_as_persisted(raw: dict[str, Any]) -> None:
+    # Recorded fresh: Debian's /etc/nftables.conf loads (input policy accept) and nftables is disabled.
+    problems = verdict("test_adm_net", "test_net_011_default_drop_firewall_loaded_at_boot", "NET-011", raw)
+    assert "nft inet filter input: input policy is accept, not drop (persisted)" in problems, problems
+    raw["nft_file"] = {"exists": True, "loads": False, "error": "Error: syntax error"}
+    problems = verdict("test_adm_net", "test_net_011_default_drop_firewall_loaded_at_boot", "NET-011", raw)
+    assert "/etc/nftables.conf does not load: Error: syntax error (persisted)" in problems
 
 
 def test_a_section_that_could_not_be_gathered_is_an_error_not_a_pass(raw: dict[str, Any]) -> None:
@@ -80,7 +148,7 @@ def test_a_section_that_could_not_be_gathered_is_an_error_not_a_pass(raw: dict[s
 
 def test_empty_nftables_ruleset_fails_the_firewall_rules(raw: dict[str, Any]) -> None:
     problems = verdict("test_adm_net", "test_net_011_default_drop_firewall_loaded_at_boot", "NET-011", raw)
-    assert "nft list ruleset: no base chain hooked on input (ruleset empty or flushed)" in problems
+    assert "nft list ruleset: no base chain hooked on input (ruleset empty or flushed) (live)" in problems
 
 
 def test_setuid_outside_the_allow_list_is_reported(raw: dict[str, Any]) -> None:
@@ -177,10 +245,12 @@ def test_multi_homed_hosts_filter_reverse_paths_loosely(raw: dict[str, Any]) -> 
         raw["sysctl"][key] = str(value)
     raw["sysctl"]["net.ipv4.conf.all.rp_filter"] = raw["sysctl"]["net.ipv4.conf.default.rp_filter"] = "2"
     facts = HostFacts("logbak-01", APP_GROUPS, raw)
+    hardened_sysctl_file(raw)
+    raw["sysctl_d"][0][2] += "net.ipv4.conf.all.rp_filter = 2\nnet.ipv4.conf.default.rp_filter = 2\n"
     test = suite("test_osh").test_osh_002_kernel_parameters
     two_zones = {"ght_addresses": {"log": "10.40.9.10", "backup": "10.40.8.10"}}
     test(facts, RuleContext("OSH-002", default_catalog(), APP_GROUPS, two_zones))
-    with pytest.raises(RuleFailed, match="rp_filter = 2, expected 1"):
+    with pytest.raises(RuleFailed, match=r"rp_filter = 2 \(live\), expected 1"):
         test(facts, RuleContext("OSH-002", default_catalog(), APP_GROUPS, {"ght_addresses": {"log": "10.40.9.10"}}))
 
 
@@ -193,3 +263,18 @@ def test_log_rotation_recreating_logs_too_open_fails_log_004(raw: dict[str, Any]
     raw["texts"]["/etc/logrotate.d/alternatives"] = "/var/log/alternatives.log {\n\tcreate 600 root root\n}\n"
     problems = verdict("test_log", "test_log_004_local_logs", "LOG-004", raw)
     assert not any("logrotate recreates" in p for p in problems), problems
+
+
+def test_audit_rules_are_checked_in_rules_d_too(raw: dict[str, Any]) -> None:
+    watches = default_catalog().param("LOG-002", "audit_watch_paths")
+    rules = [f"-w {path} -p wa -k ght" for path in watches] + [
+        "-a always,exit -F arch=b64 -S init_module,finit_module -k modules", "-a always,exit -F arch=b64 -S mount",
+        "-a always,exit -F arch=b64 -S adjtimex,settimeofday,clock_settime -k time",
+        "-a always,exit -F arch=b64 -S execve -k exec"]
+    raw["audit"]["rules"] = rules  # loaded now, in no file: lost when auditd starts again
+    problems = verdict("test_log", "test_log_002_audit_rules", "LOG-002", raw)
+    assert not any(p.startswith("auditctl -l:") for p in problems), problems
+    assert f"/etc/audit/rules.d: no write watch on {watches[0]} (persisted)" in problems
+    raw["texts"]["/etc/audit/rules.d/50-ght.rules"] = "\n".join(rules) + "\n-e 2\n"
+    problems = verdict("test_log", "test_log_002_audit_rules", "LOG-002", raw)
+    assert not any(p.startswith("/etc/audit/rules.d") for p in problems), problems

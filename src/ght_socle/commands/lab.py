@@ -2,7 +2,8 @@
 
 ``up`` boots one VM per instance the ``lab`` stack declares (same names, zones, groups and
 cloud-init user-data), ``status`` says which run, ``ssh`` opens a session or runs a command through
-the bastion, ``inventory`` rewrites the Ansible inventory, ``down`` removes everything ``up`` made.
+the bastion, ``inventory`` rewrites the Ansible inventory, ``reboot`` reboots guests for real and
+waits for SSH, ``down`` removes everything ``up`` made.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import signal
 import sys
 
 from ght_socle.lab import manager
+from ght_socle.lab import reboot as lab_reboot
 from ght_socle.output import add_format_option, print_json, progress, table
 
 
@@ -46,6 +48,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     inventory = actions.add_parser("inventory", help="rewrite the lab inventory (hosts.yml, ssh_config, known_hosts)")
     inventory.set_defaults(handler=_inventory)
+
+    reboot = actions.add_parser("reboot", help="reboot lab VMs for real (systemctl reboot in the guest) and wait "
+                                               "for SSH: socle lab reboot [NAME...]")
+    reboot.add_argument("names", nargs="*", metavar="NAME", help="VMs to reboot (default: every VM)")
+    reboot.add_argument("--timeout", type=float, default=lab_reboot.REBOOT_WAIT_SECONDS, metavar="SECONDS",
+                        help=f"how long to wait for SSH again (default {lab_reboot.REBOOT_WAIT_SECONDS:.0f})")
+    add_format_option(reboot)
+    reboot.set_defaults(handler=_reboot)
 
     down = actions.add_parser("down", help="stop every lab VM and remove overlays, seeds, network and state")
     down.set_defaults(handler=_down)
@@ -101,6 +111,16 @@ def _inventory(args: argparse.Namespace) -> int:
     target = manager.write_inventory(manager.require_state())
     print(f"lab inventory written to {target} (hosts.yml, ssh_config, known_hosts)")
     print(f"next: socle harden --inventory {target}")
+    return 0
+
+
+def _reboot(args: argparse.Namespace) -> int:
+    rebooted = lab_reboot.reboot(manager.require_state(), list(args.names), progress, wait_seconds=args.timeout)
+    if args.format == "json":
+        print_json({"rebooted": [{"name": r.name, "seconds_to_ssh": r.seconds_to_ssh} for r in rebooted]})
+        return 0
+    table(([r.name, f"{r.seconds_to_ssh:.1f}"] for r in rebooted), ["name", "reboot to SSH (s)"])
+    print("\nnext: socle conform --inventory " + str(manager.inventory_dir()) + "   (what the host's files give it)")
     return 0
 
 

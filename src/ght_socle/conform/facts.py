@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ght_socle.conform.persisted import BootSysctl, merge_sysctl_files
+
 
 class FactMissing(Exception):
     """The facts needed to decide a rule are not available for this host."""
@@ -137,6 +139,15 @@ class HostFacts:
     def unit_enabled(self, name: str) -> bool:
         return self.unit(name).get("UnitFileState") in ("enabled", "static", "alias", "enabled-runtime", "generated")
 
+    def service_problems(self, name: str, lost: str) -> list[str]:
+        """A service must run now (live) and be started at boot (persisted); ``lost`` says what goes without it."""
+        problems = []
+        if not self.unit_active(name):
+            problems.append(f"{self.unit_summary(name)}: {lost} (live)")
+        if not self.unit_enabled(name):
+            problems.append(f"{self.unit_summary(name)}: not started at boot, {lost} after a reboot (persisted)")
+        return problems
+
     def unit_summary(self, name: str) -> str:
         unit = self.unit(name)
         if unit.get("LoadState") == "not-found":
@@ -166,6 +177,10 @@ class HostFacts:
     def sysctl(self, key: str) -> str | None:
         value: str | None = self.section("sysctl").get(key)
         return value
+
+    def sysctl_at_boot(self) -> BootSysctl:
+        """The kernel parameters the host's sysctl.d files give it at its next boot."""
+        return merge_sysctl_files(self.section("sysctl_d"))
 
     @property
     def system(self) -> dict[str, Any]:

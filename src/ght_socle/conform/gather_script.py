@@ -134,6 +134,32 @@ def section_sysctl():
     return values
 
 
+# systemd-sysctl's directories, highest priority first: a file name found in an earlier directory hides
+# the same name in the later ones (``/etc`` overrides ``/usr/lib``; a link to /dev/null masks).
+SYSCTL_DIRS = ["/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d", "/lib/sysctl.d"]
+
+
+def section_sysctl_d():
+    """Every ``*.conf`` of the sysctl.d directories, as read at boot: ``[[dir, name, text or None]]``.
+
+    None marks a masked name (a link to /dev/null). A directory that is the same as an earlier one
+    (``/lib`` is ``/usr/lib`` on a merged-/usr system) is read once.
+    """
+    seen, files = set(), []
+    for directory in SYSCTL_DIRS:
+        real = os.path.realpath(directory)
+        if real in seen or not os.path.isdir(directory):
+            continue
+        seen.add(real)
+        for name in sorted(os.listdir(directory)):
+            path = os.path.join(directory, name)
+            if not name.endswith(".conf"):
+                continue
+            masked = os.path.realpath(path) == "/dev/null"
+            files.append([directory, name, None if masked else read_file(path)])
+    return files
+
+
 def section_mounts():
     live = json.loads(command(["findmnt", "-J", "-l", "-o", "TARGET,SOURCE,FSTYPE,OPTIONS"])["stdout"])
     fstab_result = run(["findmnt", "-J", "-l", "-s", "-o", "TARGET,SOURCE,FSTYPE,OPTIONS"])
@@ -146,6 +172,25 @@ def section_nft():
     if not result["installed"]:
         return {"installed": False}
     return {"installed": True, "ruleset": json.loads(result["stdout"] or '{"nftables": []}')["nftables"]}
+
+
+NFT_BOOT_FILE = "/etc/nftables.conf"
+
+
+def section_nft_file():
+    """The ruleset nftables.service loads at boot, as the kernel would hold it.
+
+    The file is loaded into a scratch network namespace (``unshare --net``, gone when the command
+    ends), never into the host's: what the host enforces now is the ``nft`` section.
+    """
+    if not os.path.exists(NFT_BOOT_FILE):
+        return {"exists": False}
+    rc, out, err = run(["unshare", "--net", "sh", "-c", f"nft -f {NFT_BOOT_FILE} && nft -j list ruleset"])
+    if rc is None:
+        raise RuntimeError("unshare not found")
+    if rc != 0:
+        return {"exists": True, "loads": False, "error": err.strip()[-300:]}
+    return {"exists": True, "loads": True, "ruleset": json.loads(out or '{"nftables": []}')["nftables"]}
 
 
 def section_packages():
@@ -252,21 +297,34 @@ def section_audit():
     return {"installed": True, "status": values, "rules": rules["stdout"].splitlines()}
 
 
+APPARMOR_KERNEL_PROFILES = "/sys/kernel/security/apparmor/profiles"
+
+
+def kernel_apparmor_profiles():
+    """``{name: mode}`` of the profiles the kernel has loaded now (None without AppArmor's securityfs)."""
+    if not os.path.exists(APPARMOR_KERNEL_PROFILES):
+        return None
+    loaded = {}
+    for line in read_file(APPARMOR_KERNEL_PROFILES).splitlines():
+        name, _, mode = line.rpartition(" (")
+        if name:
+            loaded[name] = mode.rstrip(")")
+    return loaded
+
+
 def section_apparmor():
     enabled_path = "/sys/module/apparmor/parameters/enabled"
     enabled = read_file(enabled_path).strip() if os.path.exists(enabled_path) else "absent"
     result = command(["aa-status", "--json"], ok=(0, 1, 2, 3, 4))
-    profiles = None
+    # What the kernel enforces, whatever the tools say: aa-teardown empties this list while
+    # apparmor.service stays active.
+    loaded = kernel_apparmor_profiles()
+    profiles = loaded
     if result["installed"] and result["stdout"].strip().startswith("{"):
         profiles = json.loads(result["stdout"]).get("profiles", {})
-    elif os.path.exists("/sys/kernel/security/apparmor/profiles"):
-        # Without apparmor-utils the kernel still lists "name (mode)" per loaded profile.
-        profiles = {}
-        for line in read_file("/sys/kernel/security/apparmor/profiles").splitlines():
-            name, _, mode = line.rpartition(" (")
-            if name:
-                profiles[name] = mode.rstrip(")")
-    return {"kernel_enabled": enabled, "aa_status": result["installed"], "profiles": profiles}
+    force_complain = "/etc/apparmor.d/force-complain"
+    return {"kernel_enabled": enabled, "aa_status": result["installed"], "profiles": profiles, "loaded": loaded,
+            "force_complain": sorted(os.listdir(force_complain)) if os.path.isdir(force_complain) else []}
 
 
 def section_chrony():
@@ -349,7 +407,8 @@ def section_hashes():
 
 SECTIONS = {
     "files": section_files, "texts": section_texts, "dirs": section_dirs, "sshd": section_sshd,
-    "sysctl": section_sysctl, "mounts": section_mounts, "nft": section_nft, "packages": section_packages,
+    "sysctl": section_sysctl, "sysctl_d": section_sysctl_d, "mounts": section_mounts, "nft": section_nft,
+    "nft_file": section_nft_file,    "packages": section_packages,
     "sockets": section_sockets, "units": section_units, "accounts": section_accounts, "audit": section_audit,
     "apparmor": section_apparmor, "chrony": section_chrony, "special_files": section_special_files,
     "log_files": section_log_files, "block_devices": section_block_devices, "system": section_system,
