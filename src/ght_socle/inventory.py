@@ -47,7 +47,7 @@ from ght_socle.trust.grammar import (
     check_host_name,
     check_text,
 )
-from ght_socle.trust.yamlio import dump_ansible_yaml, read_text
+from ght_socle.trust.yamlio import ProjectTemplate, dump_ansible_yaml, read_text
 
 HOST_VARS = {"zone": "ght_zone", "tier": "ght_tier", "address": "ght_address", "role": "ght_role",
              "data_class": "ght_data_class", "criticality": "ght_criticality", "addresses": "ght_addresses"}
@@ -192,7 +192,10 @@ def _ght_vars(outputs: Mapping[str, Any]) -> dict[str, Any]:
     return {f"ght_{key}": value for key, value in facts.items()}
 
 
-def build_hosts_yml(outputs: Mapping[str, Any], directory: Path, *, source: str = "stack outputs") -> dict[str, Any]:
+SSH_COMMON_ARGS = ProjectTemplate('-F "{{ inventory_dir }}/ssh_config"')
+
+
+def build_hosts_yml(outputs: Mapping[str, Any], *, source: str = "stack outputs") -> dict[str, Any]:
     """The YAML inventory as data (docs/architecture.md "Inventory directory")."""
     hosts, bastion = _validate(outputs, _Checker(source))
     groups: dict[str, dict[str, dict[str, Any]]] = {}
@@ -207,8 +210,9 @@ def build_hosts_yml(outputs: Mapping[str, Any], directory: Path, *, source: str 
     all_vars = _ght_vars(outputs)
     all_vars["ght_bastion"] = bastion
     # Ansible reaches hosts with this directory's ssh_config: jump, user, host keys all live there.
-    ssh_config = sshconfig.check_ssh_path(str(directory.resolve() / "ssh_config"))
-    all_vars["ansible_ssh_common_args"] = f"-F {ssh_config}" if " " not in ssh_config else f'-F "{ssh_config}"'
+    # Named relative to the inventory's own directory, so the inventory works wherever it is checked
+    # out (AWX project sync, a copy on an admin workstation); the only templated value of the file.
+    all_vars["ansible_ssh_common_args"] = SSH_COMMON_ARGS
     return {"all": {"vars": all_vars, "hosts": host_entries,
                     "children": {group: {"hosts": members} for group, members in sorted(groups.items())}}}
 
@@ -261,7 +265,7 @@ def write_inventory(outputs: dict[str, Any], directory: Path, *,
     """
     within = within if within is not None else files.explicit_dir(directory)
     # Build everything first: a bad document must not leave a half-written inventory behind.
-    inventory = build_hosts_yml(outputs, directory, source=source)
+    inventory = build_hosts_yml(outputs, source=source)
     ssh_config = build_ssh_config(outputs, directory, ssh_overrides=ssh_overrides, identity_file=identity_file,
                                   source=source)
     hosts = set(inventory["all"]["hosts"])

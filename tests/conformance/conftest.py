@@ -14,6 +14,7 @@ its 10 s connection timeout, short for a busy emulated lab: the second form sets
 Each test takes ``facts`` (everything gathered from the host in one remote command) and
 ``pssi_rule`` (the rule's effective parameters from the catalog and the GHT settings) and ends with
 ``fail_on(problems)``: every observation that breaks the rule becomes evidence in the report.
-"""
 
-pytest_plugins = ("ght_socle.conform.plugin",)
+The plugin (``ght_socle.conform.plugin``) is a ``pytest11`` entry point of the installed package, so
+these suites run from any directory, alone or with others; it stays idle in sessions without them.
+"""

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +78,7 @@ def test_inventory_agrees_with_the_outputs(stack: str, tmp_path: Path) -> None:
         assert member_of == set(host["groups"])
     assert inventory["vars"]["ght_env"] == stack
     assert inventory["vars"]["ght_log_collectors"] == outputs["ght"]["log_collectors"]
-    assert inventory["vars"]["ansible_ssh_common_args"] == f"-F {tmp_path.resolve() / 'ssh_config'}"
+    assert inventory["vars"]["ansible_ssh_common_args"] == '-F "{{ inventory_dir }}/ssh_config"'
 
     ssh = parse_ssh_config((tmp_path / "ssh_config").read_text())
     assert set(ssh) == set(outputs["hosts"])
@@ -156,3 +160,35 @@ def test_socle_inventory_bad_outputs_file(tmp_path: Path, capsys: pytest.Capture
     assert main(["inventory", "--stack", "prod", "--outputs", str(saved), "--output-dir", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and expected in err[0] and str(saved) in err[0]
+
+
+def test_ansible_finds_the_inventory_own_ssh_config_wherever_it_is(tmp_path: Path) -> None:
+    """The SSH options name ``{{ inventory_dir }}/ssh_config``: a copied inventory uses its own files."""
+    written = write_inventory(plan_of("lab").outputs, tmp_path / "generated")
+    moved = tmp_path / "checkout" / "inventories" / "lab"
+    shutil.copytree(written.parent, moved)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = dict(os.environ, ANSIBLE_CONFIG=str(elsewhere / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    (elsewhere / "ansible.cfg").write_text("[defaults]\n", encoding="utf-8")
+    ansible_bin = Path(sys.executable).parent  # the virtualenv's ansible, whatever PATH says
+
+    listing = subprocess.run([str(ansible_bin / "ansible-inventory"), "-i", str(moved / "hosts.yml"), "--list"],
+                             cwd=elsewhere, env=env, capture_output=True, text=True, check=False, timeout=300)
+    assert listing.returncode == 0, listing.stderr
+    hostvars = json.loads(listing.stdout)["_meta"]["hostvars"]["app-01"]
+    assert hostvars["ansible_ssh_common_args"] == '-F "{{ inventory_dir }}/ssh_config"'
+    assert str(tmp_path) not in listing.stdout  # no absolute path left in the inventory itself
+
+    # What the ssh connection plugin receives, templated by Ansible itself (debug never connects).
+    shown = subprocess.run([str(ansible_bin / "ansible"), "-i", str(moved / "hosts.yml"), "app-01",
+                            "-m", "ansible.builtin.debug", "-a", "var=ansible_ssh_common_args"],
+                           cwd=elsewhere, env=env, capture_output=True, text=True, check=False, timeout=300)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert f'-F \\"{moved.resolve()}/ssh_config\\"' in shown.stdout or f'-F "{moved}/ssh_config"' in shown.stdout, \
+        shown.stdout
+
+    # The one templated value is ours; every value from the stack outputs is still marked !unsafe.
+    text = (moved / "hosts.yml").read_text()
+    assert text.count("{{") == 1
+    assert "ght_zone: !unsafe 'hds-app'" in text

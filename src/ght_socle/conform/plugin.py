@@ -37,6 +37,7 @@ from ght_socle.conform.inventory import Inventory, load_inventory
 RESULT_PROPERTY = "pssi_result"
 NOT_APPLICABLE = "not-applicable: "
 STATE_KEY = pytest.StashKey["PssiState"]()
+RUN_DIR_KEY = pytest.StashKey[tuple[Path, bool]]()
 
 
 @dataclass
@@ -45,7 +46,6 @@ class PssiState:
     inventory: Inventory | None
     cache: FactCache
     run_dir: Path
-    owns_run_dir: bool
     results_file: Path | None
     records: list[dict[str, Any]] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
@@ -95,26 +95,40 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "pssi(rule_id): the PSSI rule a conformance test verifies")
-    worker_input: dict[str, Any] | None = getattr(config, "workerinput", None)
-    inventory_option = config.getoption("pssi_inventory") or config.getoption("ansible_inventory", None)
-    run_dir_option = (worker_input or {}).get("pssi_run_dir") or config.getoption("pssi_run_dir")
-    owns = run_dir_option is None
-    run_dir = Path(run_dir_option) if run_dir_option else Path(tempfile.mkdtemp(prefix="socle-conform-"))
-    results = config.getoption("pssi_results")
-    config.stash[STATE_KEY] = PssiState(
-        catalog=default_catalog(),
-        inventory=load_inventory(inventory_option) if inventory_option else None,
-        cache=FactCache(run_dir),
-        run_dir=run_dir,
-        owns_run_dir=owns and worker_input is None,
-        results_file=Path(results) if results else None,
-    )
+
+
+# The plugin is installed as a pytest11 entry point, so it is loaded by every pytest session of the
+# environment: nothing (catalog, inventory, run directory) is set up until a session really meets a
+# test marked ``pssi`` or asks for one of the ``--pssi-*`` outputs.
+def _run_dir(config: pytest.Config) -> tuple[Path, bool]:
+    """The directory where the gathered facts are shared, and whether this process must remove it."""
+    if RUN_DIR_KEY not in config.stash:
+        worker_input: dict[str, Any] | None = getattr(config, "workerinput", None)
+        given = (worker_input or {}).get("pssi_run_dir") or config.getoption("pssi_run_dir")
+        run_dir = Path(given) if given else Path(tempfile.mkdtemp(prefix="socle-conform-"))
+        config.stash[RUN_DIR_KEY] = (run_dir, given is None and worker_input is None)
+    return config.stash[RUN_DIR_KEY]
+
+
+def _state(config: pytest.Config) -> PssiState:
+    if STATE_KEY not in config.stash:
+        inventory_option = config.getoption("pssi_inventory") or config.getoption("ansible_inventory", None)
+        run_dir, _ = _run_dir(config)
+        results = config.getoption("pssi_results")
+        config.stash[STATE_KEY] = PssiState(
+            catalog=default_catalog(),
+            inventory=load_inventory(inventory_option) if inventory_option else None,
+            cache=FactCache(run_dir),
+            run_dir=run_dir,
+            results_file=Path(results) if results else None,
+        )
+    return config.stash[STATE_KEY]
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
     """xdist: every worker uses the controller's run directory, so each host is gathered once."""
-    node.workerinput["pssi_run_dir"] = str(node.config.stash[STATE_KEY].run_dir)
+    node.workerinput["pssi_run_dir"] = str(_run_dir(node.config)[0])
 
 
 def _rule_id(item: pytest.Item) -> str | None:
@@ -140,12 +154,12 @@ def _groups(state: PssiState, host: str) -> frozenset[str] | None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    state: PssiState = config.stash[STATE_KEY]
     for item in items:
         rule_id = _rule_id(item)
-        host = _host_name(item)
+        host = _host_name(item) if rule_id is not None else None
         if rule_id is None or host is None:
             continue
+        state = _state(config)
         # One xdist group per host: a worker gathers a host once and runs all its rules.
         item.add_marker(pytest.mark.xdist_group(host))
         rule = state.catalog.rules.get(rule_id)
@@ -168,7 +182,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 @pytest.fixture
 def pssi_rule(request: pytest.FixtureRequest) -> RuleContext:
-    state: PssiState = request.config.stash[STATE_KEY]
+    state = _state(request.config)
     rule_id = _rule_id(request.node)
     if rule_id is None:
         raise pytest.UsageError(f"{request.node.nodeid} uses pssi_rule without a pssi marker")
@@ -184,7 +198,7 @@ def pssi_rule(request: pytest.FixtureRequest) -> RuleContext:
 @pytest.fixture
 def facts(request: pytest.FixtureRequest, host: Any) -> HostFacts:
     """Every fact of the host, gathered by one remote command the first time any rule needs it."""
-    state: PssiState = request.config.stash[STATE_KEY]
+    state = _state(request.config)
     name = str(host.backend.get_hostname())
     command = remote_command(fact_request(state.catalog))
 
@@ -270,9 +284,9 @@ def host_stats(run_dir: Path) -> dict[str, dict[str, Any]]:
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
-    if getattr(config, "workerinput", None) is not None:
+    if getattr(config, "workerinput", None) is not None or not config.getoption("pssi_results"):
         return
-    state: PssiState = config.stash[STATE_KEY]
+    state = _state(config)
     if state.results_file is not None:
         from ght_socle.conform.gather import count_remote_commands
 
@@ -286,9 +300,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    state: PssiState | None = config.stash.get(STATE_KEY, None)
-    if state is not None and state.owns_run_dir:
-        shutil.rmtree(state.run_dir, ignore_errors=True)
+    run_dir, owned = config.stash.get(RUN_DIR_KEY, (None, False))
+    if run_dir is not None and owned:
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

@@ -157,11 +157,26 @@ def _plain_keys(dumper: yaml.SafeDumper, data: dict[Any, Any]) -> yaml.MappingNo
     return yaml.MappingNode("tag:yaml.org,2002:map", pairs, flow_style=not pairs)
 
 
+class ProjectTemplate(str):
+    """A Jinja template written by the project itself (a constant, never built from stack outputs).
+
+    It is the one kind of string :func:`dump_ansible_yaml` leaves templatable: e.g. the SSH options
+    that point at ``{{ inventory_dir }}/ssh_config``, so an inventory directory still works once
+    copied or checked out elsewhere.
+    """
+
+
+def _template_representer(dumper: yaml.SafeDumper, value: ProjectTemplate) -> yaml.ScalarNode:
+    return dumper.represent_scalar(STR_TAG, str(value), style='"')
+
+
 _AnsibleDumper.add_representer(str, _unsafe_representer)
+_AnsibleDumper.add_representer(ProjectTemplate, _template_representer)
 _AnsibleDumper.add_representer(dict, _plain_keys)
 
 
 def dump_ansible_yaml(data: Any) -> str:
-    """YAML for Ansible: every string value is ``!unsafe`` (never templated); keys stay plain."""
+    """YAML for Ansible: every string value is ``!unsafe`` (never templated) but a :class:`ProjectTemplate`;
+    keys stay plain."""
     return yaml.dump(data, Dumper=_AnsibleDumper, sort_keys=False, default_flow_style=False, allow_unicode=True,
                      width=4096)
