@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from conftest import Lab, socle
+from lab_support import Lab, socle
 
 from ght_socle.paths import state_dir
 

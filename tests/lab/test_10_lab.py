@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Lab, lab_from_status, leftover_qemu, socle
+from lab_support import Lab, lab_from_status, leftover_qemu, socle
 
 from ght_socle import paths
 

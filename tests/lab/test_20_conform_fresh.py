@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from conform_lab import ConformRun, conform, hardened_since_boot
-from conftest import Lab, lab_from_status, leftover_qemu, socle
+from lab_support import Lab, lab_from_status, leftover_qemu, socle
 
 # Rules an unhardened Debian 12 VM of the golden image cannot meet, with a piece of the evidence
 # the report must carry: what the host really shows.

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from conform_lab import ConformRun, conform, ensure_hardened
-from conftest import Lab, socle
+from lab_support import Lab, socle
 
 from ght_socle.catalog import default_catalog
 from ght_socle.conform.waivers import load_waivers

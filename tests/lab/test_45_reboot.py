@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import pytest
 from conform_lab import ConformRun, conform, ensure_hardened
-from conftest import Lab, socle
+from lab_support import Lab, socle
 
 BOOT_ID = "cat /proc/sys/kernel/random/boot_id"
 REBOOT_TIMEOUT = 1800

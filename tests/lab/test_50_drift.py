@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from conform_lab import ConformRun, conform, ensure_hardened
-from conftest import Lab, socle
+from lab_support import Lab, socle
 
 BACKUP = "/root/.conform-drift"
 LISTENER_UNIT = "conform-drift-listener"
