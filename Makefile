@@ -52,8 +52,18 @@ check-fast: lint test-fast
 test-lab: deps
 	$(BIN)/pytest -q -x tests/lab
 
-test: deps lint
-	$(BIN)/pytest -q --durations=12 tests/unit tests/policy tests/lab tests/cloud
+# Each stage of `make test` prints its wall time, so CI's budget (90 min) can be watched stage by stage.
+define stage
+@start=$$(date +%s); echo "==> [$(1)] started at $$(date -u +%H:%M:%S)"; $(2); rc=$$?; \
+echo "==> [$(1)] $$(( $$(date +%s) - start )) s (exit $$rc)"; exit $$rc
+endef
+
+test:
+	$(call stage,dependencies,$(MAKE) --no-print-directory deps)
+	$(call stage,lint,$(MAKE) --no-print-directory lint)
+	$(call stage,unit and policy tests,$(BIN)/pytest -q --durations=5 tests/unit tests/policy)
+	$(call stage,local cloud tests,$(BIN)/pytest -q --durations=5 tests/cloud)
+	$(call stage,lab tests,$(BIN)/pytest -q --durations=12 tests/lab)
 
 demo: deps
 	$(BIN)/socle demo
