@@ -36,4 +36,6 @@ def from_pulumi() -> StackConfig:
     raw: dict[str, Any] = dict(runtime_config.get_config_env())
     raw.update(runtime_config.CONFIG.get())
     secret_keys = set(runtime_config.get_config_secret_keys_env()) | set(runtime_config._SECRET_KEYS.get())
-    return load_stack_config(raw, secret_keys, source_label(pulumi.get_stack()))
+    from ght_socle.plan import running_offline
+
+    return load_stack_config(raw, secret_keys, source_label(pulumi.get_stack()), require_psks=not running_offline())

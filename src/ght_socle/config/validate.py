@@ -289,13 +289,16 @@ def _check_flows(settings: StackSettings, zones: Mapping[str, Any], checker: _Ch
             raise checker.fail(key, "a flow needs a zone or role of the stack at one end")
 
 
-def _check_sites(settings: StackSettings, secret_keys: set[str], checker: _Checker) -> None:
+def _check_sites(settings: StackSettings, secret_keys: set[str], checker: _Checker, require_psks: bool) -> None:
     sites_key = config_key("sites")
-    for name in settings.sites:
+    for name, site in settings.sites.items():
         if not NAME.match(name):
             raise checker.fail(f"{sites_key}.{name}", f"{name!r} is not a site name (lower-case letters, digits, '-')")
-    if settings.sites and sites_key not in secret_keys:
-        first = next(iter(settings.sites))
+        if require_psks and site.psk is None:
+            raise checker.fail(f"{sites_key}.{name}.psk", f"not set: a deployment needs each site's key (socle engine "
+                                                          f"set-psk --stack STACK {name})")
+    if any(site.psk is not None for site in settings.sites.values()) and sites_key not in secret_keys:
+        first = next(name for name, site in settings.sites.items() if site.psk is not None)
         raise checker.fail(f"{sites_key}.{first}.psk",
                            f"pre-shared keys must be Pulumi secrets (pulumi config set --secret --path "
                            f"'sites.{first}.psk')")
@@ -354,15 +357,19 @@ def _derive_hosts(settings: StackSettings, networks: Mapping[str, ipaddress.IPv4
 
 
 def load_stack_config(raw: Mapping[str, Any], secret_keys: Iterable[str] = (),
-                      source: str | Path = "stack configuration") -> StackConfig:
-    """Validate a stack configuration given as Pulumi hands it (namespaced keys, string values)."""
+                      source: str | Path = "stack configuration", require_psks: bool = False) -> StackConfig:
+    """Validate a stack configuration given as Pulumi hands it (namespaced keys, string values).
+
+    ``require_psks``: every site must have its pre-shared key (a deployment); the offline plan and
+    checks accept an unset key, so they run on the committed configurations.
+    """
     checker = _Checker(str(source))
     secrets = set(secret_keys)
     settings = _parse_settings(_decode(raw, checker), checker)
     networks = _check_networks(settings, checker)
     _check_roles(settings, networks, checker)
     _check_flows(settings, networks, checker)
-    _check_sites(settings, secrets, checker)
+    _check_sites(settings, secrets, checker, require_psks)
     _check_allow_lists(settings, checker)
     hosts = _derive_hosts(settings, networks, checker)
     return StackConfig(settings=settings, source=str(source), zone_networks=networks, hosts=hosts,
