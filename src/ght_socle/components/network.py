@@ -34,6 +34,9 @@ ENCRYPTION = "aes-256"
 INTEGRITY = "sha256"
 PFS_GROUP = "group14"
 INTERNET = "0.0.0.0/0"
+# What an offline plan declares for a site whose key is not set yet (the real engine never sees it:
+# the configuration refuses an unset key there). Distinct from any real value, and kept secret.
+UNSET_PSK = "pre-shared-key-not-set"
 
 
 @dataclass
@@ -224,14 +227,12 @@ class ZonedNetwork(GhtComponent):
         local = openstack.vpnaas.EndpointGroup(
             **self.named("vpn-local"), name=f"{env}-vpn-local", type="subnet",
             endpoints=[self.subnets[TRANSIT_ZONE].id])
-        # A site's key is unset only in an offline plan (the configuration refuses that for a real
-        # engine): the connection is still declared, its key an empty secret.
         for name, site in self.args.sites.items():
             peer = openstack.vpnaas.EndpointGroup(
                 **self.named(f"vpn-peer-{name}"), name=f"{env}-vpn-{name}", type="cidr", endpoints=[site.cidr])
             self.vpn_connections[name] = openstack.vpnaas.SiteConnection(
                 **self.named(f"vpn-site-{name}"), name=f"{env}-{name}", description=site.description or f"site {name}",
-                psk=pulumi.Output.secret(site.psk or ""), peer_address=site.peer_address, peer_id=site.peer_address,
+                psk=pulumi.Output.secret(site.psk or UNSET_PSK), peer_address=site.peer_address, peer_id=site.peer_address,
                 ikepolicy_id=ike.id, ipsecpolicy_id=ipsec.id, vpnservice_id=service.id,
                 local_ep_group_id=local.id, peer_ep_group_id=peer.id, admin_state_up=True, initiator="bi-directional",
                 dpds=[openstack.vpnaas.SiteConnectionDpdArgs(action="restart", interval=30, timeout=120)])
