@@ -16,7 +16,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 APT_PACKAGES := qemu-system-x86 qemu-utils debootstrap openssh-client iproute2 e2fsprogs \
                 cpio zstd lynis genisoimage nftables
 
-.PHONY: all deps venv apt lint test test-fast check-fast test-lab demo clean distclean
+.PHONY: all deps venv apt engine lint test test-fast check-fast test-lab demo clean distclean
 
 all: test
 
@@ -38,6 +38,11 @@ apt:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
+# The real Pulumi CLI at the pinned version, built from Go modules into ~/.cache/ght-socle/engine
+# (first time 10-25 min on 2 cores; then seconds). docs/engine.md.
+engine: venv
+	$(BIN)/socle engine build
+
 lint: venv
 	$(BIN)/ruff check src tests bench stacks policies
 	$(BIN)/mypy src/ght_socle
@@ -52,10 +57,10 @@ check-fast: lint test-fast
 test-lab: deps
 	$(BIN)/pytest -q -x tests/lab
 
-test: deps lint
-	$(BIN)/pytest -q --durations=12 tests/unit tests/policy tests/lab
+test: deps engine lint
+	$(BIN)/pytest -q --durations=12 tests/unit tests/policy tests/engine tests/lab
 
-demo: deps
+demo: deps engine
 	$(BIN)/socle demo
 
 clean:
