@@ -232,7 +232,8 @@ class ZonedNetwork(GhtComponent):
                 **self.named(f"vpn-peer-{name}"), name=f"{env}-vpn-{name}", type="cidr", endpoints=[site.cidr])
             self.vpn_connections[name] = openstack.vpnaas.SiteConnection(
                 **self.named(f"vpn-site-{name}"), name=f"{env}-{name}", description=site.description or f"site {name}",
-                psk=pulumi.Output.secret(site.psk or UNSET_PSK), peer_address=site.peer_address, peer_id=site.peer_address,
+                psk=pulumi.Output.secret(site.psk or UNSET_PSK), peer_address=site.peer_address,
+                peer_id=site.peer_address,
                 ikepolicy_id=ike.id, ipsecpolicy_id=ipsec.id, vpnservice_id=service.id,
                 local_ep_group_id=local.id, peer_ep_group_id=peer.id, admin_state_up=True, initiator="bi-directional",
                 dpds=[openstack.vpnaas.SiteConnectionDpdArgs(action="restart", interval=30, timeout=120)])
