@@ -24,7 +24,7 @@ from typing import IO
 
 from ght_socle import paths
 from ght_socle.engine.versions import BUILD_TAGS, CLI_PACKAGE, PULUMI_VERSION, VERSION_SYMBOL
-from ght_socle.errors import SocleError, ToolMissingError
+from ght_socle.errors import ConfigError, SocleError, ToolMissingError
 
 Progress = Callable[[str], None]
 PROGRESS_EVERY_SECONDS = 20.0
@@ -117,13 +117,16 @@ def find_engine() -> Engine | None:
 
 def ensure_engine(progress: Progress) -> Engine:
     """The pinned CLI, built first if neither PATH nor the cache has it."""
-    go = go_command()
-    target = cache_root() / build_key(go)
-    cached = target / "bin" / "pulumi"
     on_path = shutil.which("pulumi")
     if on_path and _pinned(Path(on_path)):
         progress(f"==> using pulumi v{PULUMI_VERSION} on PATH: {on_path}")
         return Engine(Path(on_path), "PATH")
+    if not (module_dir() / "go.mod").is_file():
+        raise ConfigError("the engine's Go wrapper module is missing: run from a ght-socle checkout "
+                          "(or set SOCLE_ROOT to one)", file=module_dir() / "go.mod")
+    go = go_command()
+    target = cache_root() / build_key(go)
+    cached = target / "bin" / "pulumi"
     if cached.is_file() and _pinned(cached):
         progress(f"==> pulumi v{PULUMI_VERSION} already built: {cached}")
         return Engine(cached, "cache")
