@@ -10,11 +10,10 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from engine_workspace import Workspace
 
 from ght_socle import paths
 from ght_socle.engine import Engine, EngineSettings, engine_environment, find_engine
@@ -28,13 +27,6 @@ def engine() -> Engine:
     found = find_engine()
     assert found is not None, f"no pulumi v{PULUMI_VERSION}: run `make engine`"
     return found
-
-
-@dataclass
-class Workspace:
-    root: Path  # a copy of the project's Pulumi.yaml, stack program and configurations, policies
-    env: dict[str, str]  # the process environment for `pulumi` and `socle`
-    run: Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture

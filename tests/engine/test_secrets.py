@@ -7,7 +7,7 @@ import secrets
 import subprocess
 
 import yaml
-from conftest import Workspace
+from engine_workspace import Workspace
 
 from ght_socle.engine import Engine
 

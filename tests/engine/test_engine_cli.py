@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import Workspace
+from engine_workspace import Workspace
 
 from ght_socle.engine import Engine
 from ght_socle.engine.versions import PULUMI_VERSION
