@@ -10,19 +10,30 @@ key, so ``socle pssi validate`` prints one line and exits 2.
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ght_socle import paths
 from ght_socle.errors import ConfigError
+from ght_socle.trust import yamlio
+from ght_socle.trust.approval import check_approver, check_expiry_bound, check_justification
+from ght_socle.trust.grammar import Text, check_config_word
 
 DOMAINS: dict[str, str] = {
     "NET": "Network segmentation and exposure",
@@ -50,8 +61,16 @@ def rule_tag(rule_id: str) -> str:
     return "pssi_" + rule_id.lower().replace("-", "_")
 
 
-def _check_param_value(kind: str, value: Any) -> str | None:
-    """Return why ``value`` is not of parameter type ``kind``, or None when it is."""
+def _check_param_value(kind: str, value: Any, name: str = "", minimum: float | None = None,
+                       maximum: float | None = None) -> str | None:
+    """Return why ``value`` is not of parameter type ``kind`` (or out of its range), or None when it is.
+
+    Parameters reach role templates (sshd, PAM, sudoers, journald...): strings are single words
+    (:func:`~ght_socle.trust.grammar.check_config_word`), and numbers have a range: ``min``/``max``
+    when the catalog gives them, else ports (a name containing ``port``) within 1-65535 and every
+    other number at least 1 (a timeout, a retention, a count of 0 or less disables what the rule
+    requires). The values of a ``dict``
+    parameter (sysctl settings...) are free numbers; only their text is checked."""
     def is_int(v: Any) -> bool:
         return isinstance(v, int) and not isinstance(v, bool)
 
@@ -76,7 +95,46 @@ def _check_param_value(kind: str, value: Any) -> str | None:
         "dict": (lambda v: isinstance(v, dict), "a mapping"),
     }
     test, expected = checks[kind]
-    return None if test(value) else f"expected {expected}, got {value!r}"
+    if not test(value):
+        return f"expected {expected}, got {_shown(value)}"
+    items = list(_leaves(value)) if isinstance(value, dict) else value if isinstance(value, list) else [value]
+    for item in items:
+        if isinstance(item, str):
+            try:
+                check_config_word(item)
+            except ValueError as exc:
+                return str(exc)
+        elif isinstance(item, (int, float)) and not isinstance(item, bool) and kind != "dict":
+            low, high = _param_range(name, minimum, maximum)
+            if not low <= item <= high:
+                return f"{item} is out of range ({low}-{high})" if high != float("inf") else \
+                    f"{item} is out of range (at least {low})"
+    return None
+
+
+def _leaves(value: Any) -> Iterator[Any]:
+    """Every key and scalar of a nested mapping (its strings reach templates like any other)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _leaves(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _leaves(item)
+    else:
+        yield value
+
+
+def _param_range(name: str, minimum: float | None, maximum: float | None) -> tuple[float, float]:
+    is_port = "port" in name
+    low = minimum if minimum is not None else 1
+    high = maximum if maximum is not None else (65535 if is_port else float("inf"))
+    return low, high
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class _Strict(BaseModel):
@@ -95,10 +153,15 @@ class Param(_Strict):
     type: ParamType
     default: Any
     description: str = Field(min_length=3)
+    min: float | None = Field(default=None, description="Lowest value allowed (default 1; ports 1-65535)")
+    max: float | None = Field(default=None, description="Highest value allowed")
+
+    def problem(self, value: Any, name: str) -> str | None:
+        return _check_param_value(self.type, value, name, self.min, self.max)
 
     @model_validator(mode="after")
     def _default_has_type(self) -> Param:
-        problem = _check_param_value(self.type, self.default)
+        problem = _check_param_value(self.type, self.default, "", self.min, self.max)
         if problem:
             raise ValueError(f"default: {problem}")
         return self
@@ -163,15 +226,42 @@ class CatalogMeta(_Strict):
     roles: list[str] = Field(default_factory=list, description="Roles a check point may name")
 
 
+class SettingsWaiver(_Strict):
+    """Why a critical rule is lowered (advisory or disabled), who accepted it, until when."""
+
+    justification: Annotated[str, AfterValidator(check_justification)]
+    approver: Annotated[str, AfterValidator(check_approver)]
+    expires: dt.date
+
+    @field_validator("expires", mode="before")
+    @classmethod
+    def _iso_date(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return dt.date.fromisoformat(value)
+            except ValueError:
+                raise ValueError(f"expected a date YYYY-MM-DD (UTC), got {value[:30]!r}") from None
+        raise ValueError("expected a date YYYY-MM-DD (UTC)")
+
+    @field_validator("expires")
+    @classmethod
+    def _current_and_bounded(cls, value: dt.date) -> dt.date:
+        today = dt.datetime.now(dt.UTC).date()
+        if value < today:
+            raise ValueError(f"expired on {value.isoformat()}: renew the approval or restore the rule")
+        return check_expiry_bound(value, today)
+
+
 class RuleSettings(_Strict):
     enforcement: Enforcement | None = None
     params: dict[str, Any] = Field(default_factory=dict)
+    waiver: SettingsWaiver | None = Field(default=None, description="Needed to lower a critical rule")
 
 
 class GhtSettings(_Strict):
     """The GHT's one settings file: parameter and enforcement overrides, never new rules."""
 
-    ght: str = Field(default="GHT", description="Name of the GHT, printed in reports")
+    ght: Text = Field(default="GHT", description="Name of the GHT, printed in reports")
     rules: dict[str, RuleSettings] = Field(default_factory=dict)
 
 
@@ -213,21 +303,9 @@ def _pydantic_error(error: ValidationError, file: Path, rules_raw: list[Any] | N
     return ConfigError(message, file=file, where=", ".join(where_parts) or None)
 
 
-def load_yaml(path: Path, loader: type[yaml.SafeLoader] = yaml.SafeLoader) -> Any:
-    """Read YAML with a one-line error on a missing file or broken syntax."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("file not found", file=path) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read: {exc.strerror}", file=path) from None
-    try:
-        return yaml.load(text, Loader=loader)  # a SafeLoader subclass: no arbitrary objects
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
-        raise ConfigError(f"broken YAML: {problem}", file=path, where=where) from None
+def load_yaml(path: Path) -> Any:
+    """Read YAML through the project's one loading path (limits, no implicit dates, one-line errors)."""
+    return yamlio.load_yaml(path)
 
 
 @dataclass
@@ -306,12 +384,17 @@ def _validate_settings(settings: GhtSettings, rules: Mapping[str, Rule], path: P
         rule = rules.get(rule_id)
         if rule is None:
             raise ConfigError("unknown rule (a GHT adapts rules, it does not add them)", file=path,
-                              where=f"rule {rule_id}")
+                              where=f"rule {str(rule_id)[:40]}")
+        lowered = override.enforcement is not None and override.enforcement != "mandatory"
+        if rule.severity == "critical" and lowered and override.waiver is None:
+            raise ConfigError(f"rule {rule_id} is critical: making it {override.enforcement} needs a waiver of its "
+                              "own (waiver: {justification, approver, expires})", file=path,
+                              where=f"rule {rule_id}, key enforcement")
         for name, value in override.params.items():
             param = rule.params.get(name)
             if param is None:
                 raise ConfigError("unknown parameter", file=path, where=f"rule {rule_id}, key params.{name}")
-            problem = _check_param_value(param.type, value)
+            problem = param.problem(value, name)
             if problem:
                 raise ConfigError(problem, file=path, where=f"rule {rule_id}, key params.{name}")
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import traceback
 from collections.abc import Sequence
 
 from ght_socle import __version__
@@ -39,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 ok, 1 findings, 2 bad input or a check that could not run.",
     )
     parser.add_argument("--version", action="version", version=f"ght-socle {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an unexpected error (also SOCLE_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for name in COMMAND_MODULES:
@@ -50,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    debug = bool(getattr(args, "debug", False)) or os.environ.get("SOCLE_DEBUG") == "1"
     try:
         code = int(args.handler(args))
     except SocleError as exc:
@@ -58,6 +63,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("socle: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        # Never a traceback for the operator (and never exit 1, which CI reads as "findings"): one
+        # line, exit 2, and the way to see the details.
+        if debug:
+            traceback.print_exc()
+        print(f"socle: error: unexpected {type(exc).__name__}: {' '.join(str(exc).split())[:200]} "
+              "(a bug or an input the checks missed; rerun with --debug for the traceback)", file=sys.stderr)
+        return EXIT_ERROR
     return code
 
 

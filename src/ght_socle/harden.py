@@ -24,8 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-import yaml
-
 from ght_socle import paths
 from ght_socle.catalog import Catalog, default_catalog, load_yaml
 from ght_socle.errors import ConfigError, SocleError
@@ -125,7 +123,7 @@ def resolve_inventory(path: Path) -> Path:
 
 def inventory_hosts(inventory: Path) -> list[str]:
     """Every host named in a YAML inventory (all.hosts and every group's hosts)."""
-    data = yaml.safe_load(inventory.read_text(encoding="utf-8")) or {}
+    data = load_yaml(inventory) or {}
     names: set[str] = set()
 
     def walk(group: Mapping[str, Any]) -> None:
@@ -151,7 +149,7 @@ def pssi_extravars(catalog: Catalog) -> dict[str, Any]:
 def playbook_tags(playbook: Path) -> set[str]:
     """Tags declared directly in a playbook (plays and their tasks)."""
     found: set[str] = set()
-    plays = yaml.safe_load(playbook.read_text(encoding="utf-8")) or []
+    plays = load_yaml(playbook) or []
     for play in plays if isinstance(plays, list) else []:
         for item in [play, *(play.get("tasks") or []), *(play.get("roles") or [])]:
             if isinstance(item, dict):

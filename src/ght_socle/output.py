@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections.abc import Iterable, Sequence
@@ -35,3 +36,13 @@ def table(rows: Iterable[Sequence[Any]], headers: Sequence[str], stream: TextIO 
 def progress(message: str) -> None:
     """A progress line on stderr, so stdout stays parseable with --format json."""
     print(message, file=sys.stderr, flush=True)
+
+
+def stack_name(value: str) -> str:
+    """argparse ``type=`` for a stack or environment name: a name, never a path."""
+    from ght_socle.trust.grammar import check_stack_name
+
+    try:
+        return check_stack_name(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
 from pulumi.runtime import config as pulumi_config
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import resource as pulumi_resource
@@ -47,6 +46,8 @@ from pulumi_policy.deserialize import SPECIAL_SECRET_SIG, SPECIAL_SIG_KEY
 from ght_socle import paths
 from ght_socle.errors import ConfigError, SocleError
 from ght_socle.plan_model import SECRET_MASK, Plan, PlannedResource
+from ght_socle.trust import yamlio
+from ght_socle.trust.grammar import check_stack_name
 
 STACK_TYPE = "pulumi:pulumi:Stack"
 DEFAULT_STACK = "dev"
@@ -87,21 +88,15 @@ class PulumiProject:
         return self.main_file.parent
 
     def stack_config_file(self, stack: str) -> Path:
+        try:
+            check_stack_name(stack)
+        except ValueError as exc:
+            raise ConfigError(str(exc), where="stack") from None
         return self.stack_config_dir / f"Pulumi.{stack}.yaml"
 
 
 def _load_yaml_mapping(path: Path, what: str) -> dict[str, Any]:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{what} not found", file=path) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read {what}: {exc}", file=path) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"broken YAML: {problem}", file=path, where=where) from None
+    raw = yamlio.load_yaml(path, what=what)
     if raw is None:
         return {}
     if not isinstance(raw, dict):
@@ -348,20 +343,43 @@ async def _resolve_outputs(exports: dict[str, Any]) -> dict[str, Any]:
     return resolved
 
 
+def config_file_stack(config_file: Path, stack: str | None = None) -> str:
+    """The stack a configuration file belongs to: ``<stack>`` of its name ``Pulumi.<stack>.yaml``, which
+    an explicit ``stack`` must agree with; a file named otherwise needs the explicit stack. Planning a
+    production file as another stack would apply that stack's waivers to production resources."""
+    name = config_file.name
+    named = name[len("Pulumi."):-len(".yaml")] if name.startswith("Pulumi.") and name.endswith(".yaml") else None
+    if named is not None:
+        try:
+            check_stack_name(named)
+        except ValueError as exc:
+            raise ConfigError(f"the file name does not name a stack: {exc}", file=config_file) from None
+    if stack is not None and named is not None and named != stack:
+        raise ConfigError(f"this is the configuration of stack {named!r}, not of stack {stack!r}", file=config_file,
+                          where="--stack")
+    resolved = stack or named
+    if resolved is None:
+        raise ConfigError("cannot tell which stack this file configures: name it Pulumi.<stack>.yaml or pass "
+                          "--stack", file=config_file)
+    return resolved
+
+
 def run_plan(stack: str | None = None, program_dir: Path | None = None, config_file: Path | None = None,
              config_overrides: dict[str, Any] | None = None) -> Plan:
     """Run the Pulumi program in ``program_dir`` (default: the project root) offline and return its plan.
 
-    ``stack`` defaults to the ``<stack>`` of ``config_file`` named ``Pulumi.<stack>.yaml``, else ``dev``.
+    ``stack`` defaults to the ``<stack>`` of ``config_file`` named ``Pulumi.<stack>.yaml`` (which it must
+    agree with), else ``dev``; a config file named otherwise needs an explicit ``stack``.
     Raises :class:`ConfigError` (one line: program or file, what failed) when the project, the
     configuration or the program itself fails.
     """
     project = load_project(program_dir)
-    if stack is None:
-        if config_file is not None and config_file.name.startswith("Pulumi.") and config_file.suffix == ".yaml":
-            stack = config_file.name[len("Pulumi."):-len(".yaml")] or DEFAULT_STACK
-        else:
-            stack = DEFAULT_STACK
+    if config_file is not None:
+        if not config_file.is_file():
+            raise ConfigError("stack configuration not found", file=config_file)
+        stack = config_file_stack(config_file, stack)
+    elif stack is None:
+        stack = DEFAULT_STACK
     config = load_stack_config(project, stack, config_file, config_overrides)
 
     mocks = _RecordingMocks()

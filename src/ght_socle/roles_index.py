@@ -10,9 +10,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ght_socle import paths
+from ght_socle.errors import ConfigError
+from ght_socle.trust import yamlio
 
 _NESTED_TASK_KEYS = ("block", "rescue", "always")
 
@@ -42,8 +42,8 @@ def role_tags(roles_dir: Path | None = None) -> dict[str, set[str]]:
         tags: set[str] = set()
         for task_file in sorted((role / "tasks").rglob("*.yml")):
             try:
-                content = yaml.safe_load(task_file.read_text(encoding="utf-8"))
-            except yaml.YAMLError:
+                content = yamlio.load_yaml(task_file)
+            except ConfigError:
                 continue  # ansible-lint reports broken YAML; coverage just finds no tag there
             if isinstance(content, list):
                 tags |= _task_tags(content)

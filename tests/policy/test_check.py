@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -129,19 +130,24 @@ def _waivers(tmp_path: Path, entries: str) -> Path:
     return path
 
 
-SSH_WAIVERS = """\
+# Waivers are bounded in time (at most 548 days ahead): the test's expiry follows today's date.
+EXPIRES = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=90)).isoformat()
+SSH_WAIVERS = f"""\
 - rule: NET-003
+  stack: dev
   resource: "ssh-from-*"
   justification: "Vendor maintenance window, source filtered upstream by the site firewall"
   approver: "RSSI"
-  expires: 2099-12-31
+  expires: {EXPIRES}
 - rule: NET-004
+  stack: dev
   policy: net-admin-ports-from-admin-only
   resource: "urn:pulumi:*::ssh-world::*"
-  justification: "Same maintenance window"
+  justification: "Same maintenance window as the NET-003 waiver"
   approver: "RSSI"
-  expires: 2099-12-31
+  expires: {EXPIRES}
 """
+REASON = "justification: Vendor maintenance window, filtered upstream\n"
 
 
 def test_waived_findings_are_shown_and_pass(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -153,7 +159,7 @@ def test_waived_findings_are_shown_and_pass(tmp_path: Path, capsys: pytest.Captu
     assert {f["rule_id"] for f in findings} == {"NET-003", "NET-004"}
     assert all(f["waived"] and f["waiver"]["approver"] == "RSSI" for f in findings)
     code, out, _ = run_check(capsys, "--program", program, "--waivers", str(waivers))
-    assert code == 0 and "waived until 2099-12-31 by RSSI" in out and "0 mandatory violation(s)" in out
+    assert code == 0 and f"waived until {EXPIRES} by RSSI" in out and "0 mandatory violation(s)" in out
 
 
 def test_partial_waiver_still_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -165,7 +171,7 @@ def test_partial_waiver_still_fails(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 
 def test_expired_waiver_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    waivers = _waivers(tmp_path, SSH_WAIVERS.replace("2099-12-31", "2020-01-31", 1))
+    waivers = _waivers(tmp_path, SSH_WAIVERS.replace(EXPIRES, "2020-01-31", 1))
     code, out, err = run_check(capsys, "--program", str(CORPUS / "ssh-world"), "--waivers", str(waivers))
     assert code == 2 and out == ""
     [line] = error_lines(err)
@@ -173,12 +179,22 @@ def test_expired_waiver_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 
 @pytest.mark.parametrize(("entry", "where"), [
-    ("- rule: NET-003\n  resource: x\n  justification: y\n  expires: 2099-01-01\n", "key approver"),
-    ("- rule: NET-999\n  resource: x\n  justification: y\n  approver: z\n  expires: 2099-01-01\n", "key rule"),
-    ("- rule: NET-003\n  resource: x\n  justification: y\n  approver: z\n  expires: soon\n", "key expires"),
-    ("- rule: NET-003\n  resource: x\n  justification: y\n  approver: z\n  expires: 2099-01-01\n  owner: me\n",
+    (f"- rule: NET-003\n  stack: dev\n  resource: x\n  {REASON}  expires: {EXPIRES}\n", "key approver"),
+    (f"- rule: NET-999\n  stack: dev\n  resource: x\n  {REASON}  approver: RSSI\n  expires: {EXPIRES}\n", "key rule"),
+    (f"- rule: NET-003\n  stack: dev\n  resource: x\n  {REASON}  approver: RSSI\n  expires: soon\n", "key expires"),
+    (f"- rule: NET-003\n  stack: dev\n  resource: x\n  {REASON}  approver: RSSI\n  expires: {EXPIRES}\n  owner: me\n",
      "key owner"),
     ("- just a string\n", "waiver #1"),
+    # An approval is real: a stack, a justification that says something, an approver, a bounded expiry.
+    (f"- rule: NET-003\n  resource: x\n  {REASON}  approver: RSSI\n  expires: {EXPIRES}\n", "key stack"),
+    (f"- rule: NET-003\n  stack: ../prod\n  resource: x\n  {REASON}  approver: RSSI\n  expires: {EXPIRES}\n",
+     "key stack"),
+    (f"- rule: NET-003\n  stack: dev\n  resource: x\n  justification: TODO\n  approver: RSSI\n  expires: {EXPIRES}\n",
+     "key justification"),
+    (f"- rule: NET-003\n  stack: dev\n  resource: x\n  {REASON}  approver: RSSI\n  expires: 2099-12-31\n",
+     "key expires"),
+    (f"- rule: NET-003\n  stack: dev\n  resource: x\n  {REASON}  approver: RSSI\n  expires: 2027-02-30\n",
+     "key expires"),
 ])
 def test_malformed_waiver_exits_2(entry: str, where: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     waivers = _waivers(tmp_path, entry)
@@ -194,7 +210,7 @@ def test_shipped_waivers_are_valid_and_scoped_to_the_lab(catalog: object) -> Non
 
     waivers = load_waivers(ROOT / "policies" / "waivers.yaml", catalog)  # type: ignore[arg-type]
     assert waivers, "the lab's combined log/backup server is waived explicitly"
-    assert all(w.resource.startswith("urn:pulumi:lab::") for w in waivers)
+    assert all(w.resource.startswith("urn:pulumi:lab::") and w.stacks == ("lab",) for w in waivers)
 
 
 # --- machine formats ---------------------------------------------------------------------------------
@@ -250,15 +266,31 @@ def test_junit_has_one_case_per_policy_and_resource(capsys: pytest.CaptureFixtur
     assert int(suite.get("tests", "0")) == len(cases) == len(implemented_policies())
 
 
+LOWERED_BY_RSSI = (f"    waiver: {{justification: 'Maintenance window agreed with the vendor', approver: RSSI, "
+                   f"expires: '{EXPIRES}'}}\n")
+
+
 def test_enforcement_levels_come_from_the_ght_settings(tmp_path: Path) -> None:
     settings = tmp_path / "ght-settings.yaml"
-    settings.write_text("rules:\n  NET-003:\n    enforcement: advisory\n  NET-004:\n    enforcement: disabled\n")
+    settings.write_text(f"rules:\n  NET-003:\n    enforcement: advisory\n{LOWERED_BY_RSSI}"
+                        f"  NET-004:\n    enforcement: disabled\n{LOWERED_BY_RSSI}")
     done = subprocess.run(
         [sys.executable, "-m", "ght_socle.cli", "check", "--program", str(CORPUS / "ssh-world"), "--format", "json"],
         capture_output=True, text=True, timeout=120, cwd=ROOT, env={**os.environ, "SOCLE_SETTINGS": str(settings)})
     assert done.returncode == 0, done.stderr
     findings = json.loads(done.stdout)
     assert [(f["rule_id"], f["enforcement"]) for f in findings] == [("NET-003", "advisory")]
+
+
+@pytest.mark.parametrize("waiver", ["", "    waiver: {justification: TODO, approver: RSSI, expires: '2099-01-01'}\n"])
+def test_lowering_a_critical_rule_needs_its_own_waiver(tmp_path: Path, waiver: str) -> None:
+    settings = tmp_path / "ght-settings.yaml"
+    settings.write_text(f"rules:\n  NET-003:\n    enforcement: disabled\n{waiver}")
+    done = subprocess.run([sys.executable, "-m", "ght_socle.cli", "pssi", "validate", str(settings)],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 2 and done.stdout == ""
+    [line] = done.stderr.strip().splitlines()
+    assert str(settings) in line and "rule NET-003" in line
 
 
 def test_secure_config_values_count_as_secrets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

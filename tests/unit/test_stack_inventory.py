@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from stack_plans import INSTANCE, STACKS, plan_of
 
 from ght_socle.cli import main
 from ght_socle.errors import ConfigError
 from ght_socle.inventory import known_hosts_filled, write_inventory
+from ght_socle.trust.yamlio import parse_yaml
 
 HOST_KEYS = {"role", "groups", "zone", "addresses", "address", "tier", "data_class", "jump", "ssh_user"}
 
@@ -62,7 +62,7 @@ def test_inventory_agrees_with_the_outputs(stack: str, tmp_path: Path) -> None:
     outputs = plan_of(stack).outputs
     hosts_yml = write_inventory(outputs, tmp_path)
     assert hosts_yml == tmp_path / "hosts.yml"
-    inventory = yaml.safe_load(hosts_yml.read_text())["all"]
+    inventory = parse_yaml(hosts_yml.read_text())["all"]
     assert set(inventory["hosts"]) == set(outputs["hosts"])
     for name, host in outputs["hosts"].items():
         entry = inventory["hosts"][name]
@@ -136,7 +136,7 @@ def test_socle_inventory_from_saved_outputs(tmp_path: Path, capsys: pytest.Captu
     assert main(["inventory", "--stack", "prod", "--outputs", str(saved), "--output-dir", str(target)]) == 0
     out = capsys.readouterr().out
     assert f"{len(plan_of('prod').outputs['hosts'])} hosts" in out and "known_hosts has no host key yet" in out
-    assert yaml.safe_load((target / "hosts.yml").read_text())["all"]["vars"]["ght_env"] == "prod"
+    assert parse_yaml((target / "hosts.yml").read_text())["all"]["vars"]["ght_env"] == "prod"
 
 
 def test_socle_inventory_offline_plan_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,13 +12,14 @@ import sys
 from pathlib import Path
 
 from ght_socle.catalog import default_catalog
-from ght_socle.errors import ConfigError, SocleError
-from ght_socle.output import add_format_option, progress
+from ght_socle.errors import ConfigError
+from ght_socle.output import add_format_option, progress, stack_name
 from ght_socle.plan_model import Plan
 from ght_socle.policy.engine import CheckResult, check_plan
 from ght_socle.policy.registry import all_policies
 from ght_socle.policy.report import SourceFiles, render_json, render_junit, render_sarif, render_text, summary_line
 from ght_socle.policy.waivers import apply_waivers, default_waivers_file, load_waivers
+from ght_socle.trust.files import explicit_file, write_text
 
 FORMATS = ("text", "json", "junit", "sarif")
 DEFAULT_STACK = "lab"
@@ -31,7 +32,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                     "every PSSI policy on what it declares. Findings are grouped by rule with a fix hint.",
         epilog="Exit codes: 0 no mandatory violation, 1 mandatory violations, 2 bad input.")
     target = parser.add_mutually_exclusive_group()
-    target.add_argument("--stack", metavar="NAME",
+    target.add_argument("--stack", type=stack_name, metavar="NAME",
                         help=f"a stack of this project (stacks/config/Pulumi.NAME.yaml; default {DEFAULT_STACK})")
     target.add_argument("--program", type=Path, metavar="DIR", help="any Pulumi Python program directory")
     parser.add_argument("--config", type=Path, metavar="FILE",
@@ -45,7 +46,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _plan(args: argparse.Namespace) -> tuple[Plan, SourceFiles]:
     # Imported here: the Pulumi SDK is heavy and only this path needs it.
-    from ght_socle.plan import load_project, run_plan
+    from ght_socle.plan import config_file_stack, load_project, run_plan
 
     if args.config is not None and not args.config.is_file():
         raise ConfigError("stack configuration file not found", file=args.config)
@@ -53,7 +54,10 @@ def _plan(args: argparse.Namespace) -> tuple[Plan, SourceFiles]:
     if program_dir is not None and not program_dir.is_dir():
         raise ConfigError("not a directory", file=program_dir)
     stack = args.stack if args.program is None else None
-    if stack is None and program_dir is None:
+    if args.config is not None:
+        # The stack is the one the file belongs to, never the default: waivers are per stack.
+        stack = config_file_stack(args.config, stack)
+    elif stack is None and program_dir is None:
         stack = DEFAULT_STACK
     project = load_project(program_dir)
     if stack is not None and args.config is None and not project.stack_config_file(stack).is_file():
@@ -80,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     progress(f"socle check: evaluating {len(policies)} policies on {len(plan.resources)} resources "
              f"of {plan.project}/{plan.stack}...")
     result: CheckResult = check_plan(plan, catalog, policies=policies)
-    apply_waivers(result.findings, waivers)
+    apply_waivers(result.findings, waivers, plan.stack)
     rendered = {
         "text": lambda: render_text(result),
         "json": lambda: render_json(result),
@@ -88,11 +92,8 @@ def run(args: argparse.Namespace) -> int:
         "sarif": lambda: render_sarif(result, sources, policies),
     }[args.format]()
     if args.output is not None:
-        try:
-            args.output.parent.mkdir(parents=True, exist_ok=True)
-            args.output.write_text(rendered, encoding="utf-8")
-        except OSError as exc:
-            raise SocleError(f"cannot write the report: {exc.strerror}", file=args.output) from None
+        report, directory = explicit_file(args.output)
+        write_text(report, rendered, within=directory)
         progress(f"socle check: {args.format} report written to {args.output}")
         print(summary_line(result), file=sys.stderr if args.format != "text" else sys.stdout)
     else:

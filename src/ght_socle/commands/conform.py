@@ -24,6 +24,7 @@ from ght_socle.conform.runner import RunOptions, build_report, run_suites
 from ght_socle.conform.waivers import Waivers, load_waivers
 from ght_socle.errors import ConfigError
 from ght_socle.output import add_format_option, progress
+from ght_socle.trust.files import explicit_file, write_text
 
 EXTENSIONS = {"text": "txt", "json": "json", "junit": "xml", "html": "html"}
 
@@ -58,9 +59,8 @@ def _waivers(args: argparse.Namespace, inventory_dir: Path) -> Waivers | None:
     return load_waivers(path, default_catalog())
 
 
-def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+def _write(path: Path, text: str, within: Path) -> None:
+    write_text(path, text, within=within)
 
 
 def render(report: RunReport, fmt: str) -> str:
@@ -94,8 +94,8 @@ def run(args: argparse.Namespace) -> int:
     reports_dir = paths.state_dir() / "reports"
     json_text = render(report, "json")
     json_path = reports_dir / f"conform-{stamp}.json"
-    _write(json_path, json_text)
-    _write(reports_dir / "conform-latest.json", json_text)
+    _write(json_path, json_text, paths.state_dir())
+    _write(reports_dir / "conform-latest.json", json_text, paths.state_dir())
 
     summary = render(report, "text")
     report_path: Path | None = json_path
@@ -105,9 +105,12 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.write(content)
             report_path = None
         else:
-            report_path = args.output or reports_dir / f"conform-{stamp}.{EXTENSIONS[args.format]}"
+            if args.output is not None:
+                report_path, within = explicit_file(args.output)
+            else:
+                report_path, within = reports_dir / f"conform-{stamp}.{EXTENSIONS[args.format]}", paths.state_dir()
             if report_path != json_path:
-                _write(report_path, content)
+                _write(report_path, content, within)
     # The summary goes to stdout unless stdout carries the machine-readable report.
     summary_stream = sys.stderr if report_path is None else sys.stdout
     summary_stream.write(summary)

@@ -37,9 +37,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _extra_vars(pairs: list[str]) -> dict[str, object]:
-    import yaml
-
     from ght_socle.errors import ConfigError
+    from ght_socle.trust.yamlio import parse_yaml
 
     values: dict[str, object] = {}
     for pair in pairs:
@@ -47,8 +46,8 @@ def _extra_vars(pairs: list[str]) -> dict[str, object]:
         if not sep or not key.strip():
             raise ConfigError(f"expected KEY=VALUE, got {pair!r}", where="--extra-vars")
         try:
-            values[key.strip()] = yaml.safe_load(raw) if raw else ""
-        except yaml.YAMLError:
+            values[key.strip()] = parse_yaml(raw, source="--extra-vars") if raw else ""
+        except ConfigError:
             raise ConfigError(f"value of {key} is not valid YAML", where="--extra-vars") from None
     return values
 

@@ -14,15 +14,16 @@ from pathlib import Path
 from ght_socle import paths
 from ght_socle.commands.plan import stack_config_exists
 from ght_socle.inventory import known_hosts_filled, load_outputs_file, write_inventory
-from ght_socle.output import add_format_option, print_json, progress, table
+from ght_socle.output import add_format_option, print_json, progress, stack_name, table
 from ght_socle.plan import run_plan
+from ght_socle.trust.files import explicit_dir
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "inventory", help="write the Ansible inventory of a stack (hosts.yml, ssh_config, known_hosts)",
         description="Turn a stack's outputs into an Ansible inventory directory.")
-    parser.add_argument("--stack", required=True, help="stack name (lab, preprod, prod...)")
+    parser.add_argument("--stack", type=stack_name, required=True, help="stack name (lab, preprod, prod...)")
     parser.add_argument("--outputs", type=Path, metavar="FILE",
                         help="outputs of the deployed stack (pulumi stack output --json > FILE); "
                              "default: plan the stack offline")
@@ -40,8 +41,12 @@ def run(args: argparse.Namespace) -> int:
         progress(f"planning stack {args.stack} offline for its outputs...")
         outputs = run_plan(stack=args.stack).outputs
         source = f"offline plan of stack {args.stack}"
-    directory = args.output_dir or paths.inventories_dir() / args.stack
-    hosts_yml = write_inventory(outputs, directory, source=source)
+    if args.output_dir is not None:
+        directory = args.output_dir
+        within = explicit_dir(directory)
+    else:
+        directory, within = paths.inventories_dir() / args.stack, paths.project_root()
+    hosts_yml = write_inventory(outputs, directory, source=source, within=within)
     hosts = outputs["hosts"]
     groups = Counter(group for host in hosts.values() for group in host["groups"])
     keys_ready = known_hosts_filled(directory)

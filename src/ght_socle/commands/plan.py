@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TextIO
 
 from ght_socle.errors import ConfigError
-from ght_socle.output import add_format_option, print_json, progress, table
-from ght_socle.plan import load_project, run_plan
+from ght_socle.output import add_format_option, print_json, progress, stack_name, table
+from ght_socle.plan import config_file_stack, load_project, run_plan
 from ght_socle.plan_model import Plan, PlannedResource
 
 
@@ -25,7 +25,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "plan", help="plan a stack offline (mock engine): resource tree, counts, JSON for policies",
         description="Run the Pulumi program offline under the mock engine and list every declared resource.")
-    parser.add_argument("--stack", required=True, help="stack name (config in <stackConfigDir>/Pulumi.<stack>.yaml)")
+    parser.add_argument("--stack", type=stack_name, required=True,
+                        help="stack name (config in <stackConfigDir>/Pulumi.<stack>.yaml)")
     parser.add_argument("--config", type=Path, metavar="FILE", help="stack configuration file to use instead")
     parser.add_argument("--program", type=Path, metavar="DIR",
                         help="Pulumi program directory holding Pulumi.yaml (default: the project root)")
@@ -97,6 +98,8 @@ def print_text(plan: Plan, out: TextIO) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.config is None:
         stack_config_exists(args.stack, args.program)
+    else:
+        config_file_stack(args.config, args.stack)
     progress(f"planning stack {args.stack} offline (mock engine)...")
     plan = run_plan(stack=args.stack, program_dir=args.program, config_file=args.config)
     try:

@@ -17,6 +17,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ght_socle.trust.grammar import DnsDomain, HttpUrl, PlainToken, SshPublicKey, Text, UserName
+
 NAMESPACE = "ght-socle"
 
 DEFAULT_ZONES: dict[str, str] = {
@@ -50,8 +52,10 @@ SPECIAL_ENDPOINTS = {
 }
 
 FLOW_ID = re.compile(r"^FLOW-\d{3,}$")
-NAME = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$")
-ROLE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+# Bounded like DNS labels: names become host names, inventory groups and file names.
+NAME = re.compile(r"^[a-z][a-z0-9-]{0,61}[a-z0-9]$")
+ROLE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,58}$")  # also a host name prefix: room for "-NNN"
+HOST_SUFFIX_ROOM = 4  # "-NNN": a host name (prefix and index) stays within 63 characters
 PORT_SPEC = re.compile(r"^(\d{1,5})(?:-(\d{1,5}))?$")
 
 DataClass = Literal["hds", "nonhds"]
@@ -91,8 +95,9 @@ class Site(_Strict):
     peer_address: str = Field(description="Public address of the site's VPN gateway")
     # Unset in the committed configurations: each deployment sets its keys as stack secrets
     # (`socle engine set-psk`, docs/engine.md). Only the offline plan accepts an unset key.
-    psk: str | None = Field(default=None, min_length=1, description="IPsec pre-shared key: a Pulumi secret")
-    description: str = ""
+    psk: str | None = Field(default=None, min_length=1, max_length=1024,
+                            description="IPsec pre-shared key: a Pulumi secret")
+    description: Text = ""
 
     @field_validator("cidr")
     @classmethod
@@ -117,7 +122,7 @@ class Flow(_Strict):
     destination: list[str] = Field(min_length=1, description="zones, role:<name>, or @internet")
     protocol: Literal["tcp", "udp"]
     ports: list[int | str] = Field(min_length=1)
-    description: str = Field(min_length=3)
+    description: Text = Field(min_length=3)
 
     @field_validator("source", "destination", mode="before")
     @classmethod
@@ -158,15 +163,15 @@ class Role(_Strict):
     hostname_prefix: str | None = None
     count: int = Field(default=1, ge=1, le=999)
     ha: bool = False
-    flavor: str
-    image: str
-    volume_size: int = Field(ge=10, description="Boot volume size (GB)")
-    volume_type: str
-    data_volume_size: int = Field(default=0, ge=0, description="Extra data volume (GB), 0 for none")
+    flavor: PlainToken
+    image: PlainToken
+    volume_size: int = Field(ge=10, le=65536, description="Boot volume size (GB)")
+    volume_type: PlainToken
+    data_volume_size: int = Field(default=0, ge=0, le=65536, description="Extra data volume (GB), 0 for none")
     data_class: DataClass
     tier: Tier
-    owner: str = Field(min_length=2)
-    backup_policy: str
+    owner: PlainToken = Field(min_length=2)
+    backup_policy: PlainToken
     criticality: Criticality
     address_offset: int | None = Field(default=None, ge=4, description="First host's offset in the zone subnet")
     floating_ip: bool = Field(default=False, description="Public address (dmz-in hosts only)")
@@ -174,41 +179,42 @@ class Role(_Strict):
     @field_validator("hostname_prefix")
     @classmethod
     def _prefix(cls, value: str | None) -> str | None:
-        if value is not None and not NAME.match(value):
-            raise ValueError(f"{value!r} is not a host name prefix (lower-case letters, digits, '-')")
+        if value is not None and (not NAME.match(value) or len(value) > 63 - HOST_SUFFIX_ROOM):
+            raise ValueError(f"{value[:60]!r} is not a host name prefix (lower-case letters, digits, '-', "
+                             f"at most {63 - HOST_SUFFIX_ROOM})")
         return value
 
 
 class BackupPolicy(_Strict):
-    keep_daily: int = Field(ge=1)
-    keep_weekly: int = Field(default=0, ge=0)
-    keep_monthly: int = Field(default=0, ge=0)
+    keep_daily: int = Field(ge=1, le=3660)
+    keep_weekly: int = Field(default=0, ge=0, le=520)
+    keep_monthly: int = Field(default=0, ge=0, le=1200)
     offsite: bool = True
-    description: str = ""
+    description: Text = ""
 
 
 class RepositoryTier(_Strict):
     """Disk repository on the backup servers (first copy, in the backup zone)."""
 
-    volume_size: int = Field(ge=10)
-    volume_type: str
+    volume_size: int = Field(ge=10, le=1048576)
+    volume_type: PlainToken
 
 
 class ObjectTier(_Strict):
     """Object-storage copy (second copy) and its replica in another allowed region (third copy)."""
 
-    region: str
-    offsite_region: str
-    container_prefix: str = "ght-backup"
+    region: PlainToken
+    offsite_region: PlainToken
+    container_prefix: PlainToken = "ght-backup"
 
 
 class OfflineTier(_Strict):
     """The offline or immutable copy OpenStack cannot express: declared as data for the policies."""
 
     mode: Literal["offline", "immutable"]
-    min_days: int = Field(ge=1, description="Days the copy cannot be deleted or altered")
-    rotation: str = Field(min_length=3, description="How often the copy is refreshed")
-    operator_provides: str = Field(min_length=10, description="What the operator must provide and check")
+    min_days: int = Field(ge=1, le=3660, description="Days the copy cannot be deleted or altered")
+    rotation: Text = Field(min_length=3, description="How often the copy is refreshed")
+    operator_provides: Text = Field(min_length=10, description="What the operator must provide and check")
 
 
 class BackupTiers(_Strict):
@@ -220,13 +226,13 @@ class BackupTiers(_Strict):
 class StackSettings(_Strict):
     """Every ``ght-socle:*`` key of a stack configuration, typed."""
 
-    ght_name: str = Field(min_length=2)
+    ght_name: PlainToken = Field(min_length=2)
     environment: Literal["lab", "preprod", "prod", "dev", "test"]
-    region: str = Field(description="openstack:region, the cloud region of the stack")
-    auth_url: str = Field(description="openstack:authUrl")
-    external_network: str = Field(min_length=1, description="Name of the provider's external network")
-    availability_zones: list[str] = Field(default_factory=list)
-    dns_domain: str = "ght.local"
+    region: PlainToken = Field(description="openstack:region, the cloud region of the stack")
+    auth_url: HttpUrl = Field(description="openstack:authUrl")
+    external_network: PlainToken = Field(min_length=1, description="Name of the provider's external network")
+    availability_zones: list[PlainToken] = Field(default_factory=list)
+    dns_domain: DnsDomain = "ght.local"
     zones: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_ZONES))
     admin_networks: list[str] = Field(default_factory=list, description="GHT admin networks reaching the bastion")
     sites: dict[str, Site] = Field(default_factory=dict)
@@ -234,34 +240,18 @@ class StackSettings(_Strict):
     roles: dict[str, Role]
     backup_policies: dict[str, BackupPolicy]
     backup: BackupTiers
-    admin_user: str = "ghtadmin"
-    admin_group: str = "ght-admins"
-    automation_group: str = "ght-automation"
-    admin_ssh_keys: list[str] = Field(min_length=1)
-    apt_proxy: str = ""
-    apt_mirror: str = ""
+    admin_user: UserName = "ghtadmin"
+    admin_group: UserName = "ght-admins"
+    automation_group: UserName = "ght-automation"
+    admin_ssh_keys: list[SshPublicKey] = Field(min_length=1, max_length=64)
+    apt_proxy: HttpUrl = ""
+    apt_mirror: HttpUrl = ""
 
     @field_validator("auth_url")
     @classmethod
     def _https(cls, value: str) -> str:
         if not value.startswith("https://"):
             raise ValueError(f"{value} is not an https:// URL (credentials travel to it)")
-        return value
-
-    @field_validator("admin_ssh_keys")
-    @classmethod
-    def _keys(cls, value: list[str]) -> list[str]:
-        for key in value:
-            parts = key.split()
-            if len(parts) < 2 or not parts[0].startswith(("ssh-", "ecdsa-", "sk-")):
-                raise ValueError(f"{key[:40]!r} is not an OpenSSH public key")
-        return value
-
-    @field_validator("apt_proxy", "apt_mirror")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        if value and not value.startswith(("http://", "https://")):
-            raise ValueError(f"{value} is not an http(s):// URL")
         return value
 
 

@@ -40,6 +40,9 @@ from ght_socle.config.model import (
 from ght_socle.errors import ConfigError
 
 # Settings read from the provider's own namespace, so the stack and the provider agree on them.
+# Fields whose value an error message must never show.
+SECRET_FIELDS = frozenset({"psk"})
+SECRET_CONTAINERS = frozenset({"sites"})
 PROVIDER_KEYS = {"openstack:region": "region", "openstack:authUrl": "auth_url"}
 STRING_FIELDS = {"ght_name", "environment", "region", "auth_url", "external_network", "dns_domain",
                  "admin_user", "admin_group", "automation_group", "apt_proxy", "apt_mirror"}
@@ -143,8 +146,10 @@ def _decode(raw: Mapping[str, Any], checker: _Checker) -> dict[str, Any]:
             continue
         try:
             values[field_name] = json.loads(value)
-        except json.JSONDecodeError:
-            raise checker.fail(key, f"expected a structured value (YAML mapping or list), got {value!r}") from None
+        except (json.JSONDecodeError, RecursionError):
+            # The sites hold the PSKs: their text is never shown.
+            shown = "text" if field_name in SECRET_CONTAINERS else repr(value[:60])
+            raise checker.fail(key, f"expected a structured value (YAML mapping or list), got {shown}") from None
     return values
 
 
@@ -160,8 +165,9 @@ def _parse_settings(values: dict[str, Any], checker: _Checker) -> StackSettings:
             message = "unknown key"
         else:
             message = str(first["msg"]).removeprefix("Value error, ")
-            if first["type"] not in ("value_error",) and "input" in first:
-                message = f"{message} (got {first['input']!r})"
+            secret = any(str(part) in SECRET_FIELDS for part in first["loc"])
+            if first["type"] not in ("value_error",) and "input" in first and not secret:
+                message = f"{message} (got {str(first['input'])[:60]!r})"
         raise checker.fail(key, message) from None
 
 
@@ -289,19 +295,47 @@ def _check_flows(settings: StackSettings, zones: Mapping[str, Any], checker: _Ch
             raise checker.fail(key, "a flow needs a zone or role of the stack at one end")
 
 
-def _check_sites(settings: StackSettings, secret_keys: set[str], checker: _Checker, require_psks: bool) -> None:
+def _check_sites(settings: StackSettings, secret_keys: set[str], secret_paths: set[str] | None,
+                 checker: _Checker, require_psks: bool) -> None:
+    """Every site's PSK that is set must be a secret: checked per value when the secret paths are
+    known (one clear-text PSK is not hidden by another site's secret), else per key as Pulumi
+    reports it. An unset PSK is accepted unless ``require_psks`` (a deployment)."""
     sites_key = config_key("sites")
-    for name, site in settings.sites.items():
+    for name in settings.sites:
         if not NAME.match(name):
-            raise checker.fail(f"{sites_key}.{name}", f"{name!r} is not a site name (lower-case letters, digits, '-')")
-        if require_psks and site.psk is None:
-            raise checker.fail(f"{sites_key}.{name}.psk", f"not set: a deployment needs each site's key (socle engine "
-                                                          f"set-psk --stack STACK {name})")
-    if any(site.psk is not None for site in settings.sites.values()) and sites_key not in secret_keys:
-        first = next(name for name, site in settings.sites.items() if site.psk is not None)
-        raise checker.fail(f"{sites_key}.{first}.psk",
-                           f"pre-shared keys must be Pulumi secrets (pulumi config set --secret --path "
-                           f"'sites.{first}.psk')")
+            raise checker.fail(f"{sites_key}.{name[:60]!r}", "not a site name (lower-case letters, digits, '-')")
+    for name, site in settings.sites.items():
+        path = f"{sites_key}.{name}.psk"
+        if site.psk is None:
+            if require_psks:
+                raise checker.fail(path, f"not set: a deployment needs each site's key (socle engine set-psk "
+                                         f"--stack STACK {name})")
+            continue
+        is_secret = path in secret_paths if secret_paths is not None else sites_key in secret_keys
+        if not is_secret:
+            raise checker.fail(path, f"pre-shared keys must be Pulumi secrets (pulumi config set --secret --path "
+                                     f"'sites.{name}.psk')")
+
+
+def secret_paths_of(config_block: Mapping[str, Any], project: str = NAMESPACE) -> set[str]:
+    """Dotted paths (``ght-socle:sites.chu.psk``) of the ``{secure: ...}`` values of a stack file's
+    ``config:`` block, so secrecy can be checked value by value."""
+    found: set[str] = set()
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, Mapping):
+            if set(value) == {"secure"}:
+                found.add(path)
+                return
+            for key, item in value.items():
+                walk(item, f"{path}.{key}")
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                walk(item, f"{path}[{index}]")
+
+    for key, value in config_block.items():
+        walk(value, str(key) if ":" in str(key) else f"{project}:{key}")
+    return found
 
 
 def _role_groups(name: str, role: Role) -> list[str]:
@@ -357,19 +391,22 @@ def _derive_hosts(settings: StackSettings, networks: Mapping[str, ipaddress.IPv4
 
 
 def load_stack_config(raw: Mapping[str, Any], secret_keys: Iterable[str] = (),
-                      source: str | Path = "stack configuration", require_psks: bool = False) -> StackConfig:
+                      source: str | Path = "stack configuration", *,
+                      secret_paths: Iterable[str] | None = None, require_psks: bool = False) -> StackConfig:
     """Validate a stack configuration given as Pulumi hands it (namespaced keys, string values).
 
+    ``secret_paths`` (``ght-socle:sites.<name>.psk``...) are the values stored as secrets, read from
+    the configuration file (:func:`secret_paths_of`); without them secrecy is checked per key.
     ``require_psks``: every site must have its pre-shared key (a deployment); the offline plan and
-    checks accept an unset key, so they run on the committed configurations.
-    """
+    checks accept an unset key, so they run on the committed configurations."""
     checker = _Checker(str(source))
     secrets = set(secret_keys)
     settings = _parse_settings(_decode(raw, checker), checker)
     networks = _check_networks(settings, checker)
     _check_roles(settings, networks, checker)
     _check_flows(settings, networks, checker)
-    _check_sites(settings, secrets, checker, require_psks)
+    _check_sites(settings, secrets, set(secret_paths) if secret_paths is not None else None, checker,
+                 require_psks)
     _check_allow_lists(settings, checker)
     hosts = _derive_hosts(settings, networks, checker)
     return StackConfig(settings=settings, source=str(source), zone_networks=networks, hosts=hosts,

@@ -14,6 +14,7 @@ from typing import Any
 
 from ght_socle.catalog import load_yaml
 from ght_socle.errors import ConfigError
+from ght_socle.trust.grammar import check_inventory_group, check_inventory_host
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,16 @@ def _walk_group(name: str, body: Any, path: list[str], hosts: dict[str, dict[str
     if not isinstance(body, dict):
         raise ConfigError("a group must be a mapping", file=file, where=f"group {'.'.join(path)}")
     lineage = [p for p in path if p not in ("all", "children")]
+    try:
+        check_inventory_group(name)
+        declared = body.get("hosts")
+        for host_name in declared if isinstance(declared, dict) else {}:
+            check_inventory_host(host_name)
+    except ValueError as exc:
+        raise ConfigError(str(exc), file=file, where=f"group {'.'.join(path)}") from None
+    for key in ("hosts", "children", "vars"):
+        if not isinstance(body.get(key) or {}, dict):
+            raise ConfigError("expected a mapping", file=file, where=f"group {'.'.join(path)}, key {key}")
     for host_name, host_vars in (body.get("hosts") or {}).items():
         entry = hosts.setdefault(str(host_name), {})
         if isinstance(host_vars, dict):

@@ -13,6 +13,7 @@ import jinja2
 from ght_socle.catalog import SEVERITY_ORDER, Catalog
 from ght_socle.conform.results import CheckResult, RunReport, score
 from ght_socle.errors import ConfigError
+from ght_socle.trust.yamlio import read_text
 
 FAILING = ("fail", "error")
 
@@ -31,11 +32,11 @@ def to_json(report: RunReport) -> list[dict[str, Any]]:
 
 def load_previous(path: Path) -> list[CheckResult]:
     """Results of an earlier run (``--diff``): one clear line when the file is not such a JSON."""
+    if not path.exists():
+        raise ConfigError("file not found", file=path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError("file not found", file=path) from None
-    except (OSError, json.JSONDecodeError) as exc:
+        data = json.loads(read_text(path))
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise ConfigError(f"not a JSON conformance report ({exc})", file=path) from None
     if not isinstance(data, list):
         raise ConfigError("expected a list of results (socle conform --format json)", file=path)

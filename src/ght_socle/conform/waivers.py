@@ -25,27 +25,28 @@ import datetime as dt
 import fnmatch
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ght_socle.catalog import Catalog, load_yaml
 from ght_socle.conform.results import CheckResult, WaiverInfo
 from ght_socle.errors import ConfigError
+from ght_socle.trust.approval import check_approver, check_expiry_bound, check_justification
+from ght_socle.trust.grammar import PlainToken, Text
 
 
 class WaiverEntry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str = Field(min_length=1)
-    hosts: list[str] = Field(min_length=1)
+    id: PlainToken
+    hosts: list[Text] = Field(min_length=1)
     rule: str
-    justification: str = Field(min_length=10)
-    approver: str = Field(min_length=3)
+    justification: Annotated[str, AfterValidator(check_justification)]
+    approver: Annotated[str, AfterValidator(check_approver)]
     expires: dt.date
-    ticket: str | None = None
-    compensating_measures: str | None = None
+    ticket: Text | None = None
+    compensating_measures: Text | None = None
     # Pieces of evidence the waiver accepts. When given, a failure is waived only if each of its
     # evidence lines contains one of them: a new, different problem of the same rule stays a failure.
     evidence: list[str] | None = Field(default=None, min_length=1)
@@ -70,6 +71,11 @@ class WaiverEntry(BaseModel):
             raise ValueError(f"expected a date YYYY-MM-DD (UTC), got {value!r}")
         return value
 
+    @field_validator("expires")
+    @classmethod
+    def _bounded(cls, value: dt.date) -> dt.date:
+        return check_expiry_bound(value, utc_today())
+
     def matches(self, host: str, rule_id: str) -> bool:
         return rule_id == self.rule and any(fnmatch.fnmatchcase(host, pattern) for pattern in self.hosts)
 
@@ -92,19 +98,8 @@ def utc_today() -> dt.date:
     return dt.datetime.now(dt.UTC).date()
 
 
-class _DatesAsText(yaml.SafeLoader):
-    """YAML without implicit timestamps: ``expires: 2027-13-01`` reaches the validator (entry and key
-    named in the error) instead of failing inside the YAML parser."""
-
-
-_DatesAsText.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
 def load_waivers(path: Path, catalog: Catalog) -> Waivers:
-    raw = load_yaml(path, loader=_DatesAsText)
+    raw = load_yaml(path)  # dates stay text: the model parses them (entry and key in the error)
     if raw is None:
         return Waivers([], path)
     if not isinstance(raw, dict) or set(raw) - {"waivers"}:

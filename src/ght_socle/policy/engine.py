@@ -48,9 +48,10 @@ class Waiver:
     expires: str  # ISO date, UTC
     index: int = 0
     policy: str | None = None
+    stacks: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
-        return {"rule": self.rule, "resource": self.resource, "policy": self.policy,
+        return {"rule": self.rule, "stacks": list(self.stacks), "resource": self.resource, "policy": self.policy,
                 "justification": self.justification, "approver": self.approver, "expires": self.expires}
 
 

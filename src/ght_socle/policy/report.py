@@ -97,7 +97,7 @@ def render_text(result: CheckResult) -> str:
     out.append(summary_line(result))
     if result.blocking:
         out.append("Next: fix each FAIL above (the fix line says how), re-run socle check; an accepted exception "
-                   "goes to policies/waivers.yaml with a justification, an approver and an expiry date.")
+                   "goes to policies/waivers.yaml with its stack, a justification, an approver and an expiry date.")
     else:
         out.append("Next: the declared infrastructure meets the PSSI policies; deploy, then socle harden and "
                    "socle conform.")

@@ -17,8 +17,10 @@ from ght_socle import paths
 from ght_socle.catalog import RULE_ID, Catalog, load_yaml
 from ght_socle.errors import ConfigError
 from ght_socle.policy.engine import Finding, Waiver
+from ght_socle.trust.approval import check_approver, check_expiry_bound, check_justification
+from ght_socle.trust.grammar import check_stack_name, check_text
 
-REQUIRED_KEYS = ("rule", "resource", "justification", "approver", "expires")
+REQUIRED_KEYS = ("rule", "stack", "resource", "justification", "approver", "expires")
 OPTIONAL_KEYS = ("policy",)
 
 
@@ -72,9 +74,19 @@ def load_waivers(path: Path, catalog: Catalog, *, today: date | None = None,
             raise ConfigError(f"{rule!r} is not a rule id such as NET-003", file=path, where=f"{label}, key rule")
         if rule not in catalog.rules:
             raise ConfigError(f"rule {rule} is not in the catalog", file=path, where=f"{label}, key rule")
-        for key in ("resource", "justification", "approver"):
-            if not isinstance(entry[key], str):
-                raise ConfigError("expected a string", file=path, where=f"{label}, key {key}")
+        checks = {"resource": check_text, "justification": check_justification, "approver": check_approver}
+        for key, check in checks.items():
+            try:
+                check(entry[key])
+            except ValueError as exc:
+                raise ConfigError(str(exc), file=path, where=f"{label}, key {key}") from None
+        stacks = entry["stack"] if isinstance(entry["stack"], list) else [entry["stack"]]
+        try:
+            for stack in stacks:
+                check_stack_name(stack)
+        except ValueError as exc:
+            raise ConfigError(f"{exc} (the stack, or list of stacks, the waiver applies to)", file=path,
+                              where=f"{label}, key stack") from None
         policy = entry.get("policy")
         if policy is not None and (not isinstance(policy, str) or (known_policies and policy not in known_policies)):
             raise ConfigError(f"{policy!r} is not a policy name", file=path, where=f"{label}, key policy")
@@ -85,9 +97,13 @@ def load_waivers(path: Path, catalog: Catalog, *, today: date | None = None,
         if expires < current:
             raise ConfigError(f"expired on {expires.isoformat()}: renew the approval or fix the finding", file=path,
                               where=f"{label}, key expires")
+        try:
+            check_expiry_bound(expires, current)
+        except ValueError as exc:
+            raise ConfigError(str(exc), file=path, where=f"{label}, key expires") from None
         waivers.append(Waiver(rule=rule, resource=entry["resource"], justification=entry["justification"].strip(),
                               approver=entry["approver"].strip(), expires=expires.isoformat(), index=index,
-                              policy=policy))
+                              policy=policy, stacks=tuple(stacks)))
     return waivers
 
 
@@ -98,10 +114,12 @@ def waiver_matches(waiver: Waiver, finding: Finding) -> bool:
                                                                                                waiver.resource)
 
 
-def apply_waivers(findings: Iterable[Finding], waivers: list[Waiver]) -> None:
-    """Mark each finding covered by a waiver (the first matching entry wins)."""
+def apply_waivers(findings: Iterable[Finding], waivers: list[Waiver], stack: str | None) -> None:
+    """Mark each finding covered by a waiver of ``stack`` (the first matching entry wins). A plan of
+    no named stack (``--program``) is covered by no waiver scoped to a stack."""
+    scoped = [w for w in waivers if stack is not None and stack in w.stacks]
     for finding in findings:
-        for waiver in waivers:
+        for waiver in scoped:
             if waiver_matches(waiver, finding):
                 finding.waiver = waiver
                 break
