@@ -21,9 +21,13 @@ COMPONENT_TYPES = ("ght:network:ZonedNetwork", "ght:compute:RoleServers", "ght:a
                    "ght:backup:BackupTier")
 
 
-def test_two_components_of_each_kind_declare_no_urn_twice() -> None:
-    plan = run_plan(stack="lab", program_dir=TWO_OF_EACH, config_file=CONFIG_DIR / "Pulumi.lab.yaml",
-                    config_overrides={"ght-socle:sites": SITE})
+def test_two_components_of_each_kind_declare_no_urn_twice(tmp_path: Path) -> None:
+    # The lab configuration plus a site (its key a secret in the file, as secrecy is read per value there).
+    config = yaml.safe_load((CONFIG_DIR / "Pulumi.lab.yaml").read_text())
+    config["config"]["ght-socle:sites"] = SITE
+    config_file = tmp_path / "Pulumi.lab.yaml"
+    config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+    plan = run_plan(stack="lab", program_dir=TWO_OF_EACH, config_file=config_file)
     urns = Counter(r.urn for r in plan.resources)
     assert [urn for urn, count in urns.items() if count > 1] == []
     components = Counter(r.type for r in plan.resources if not r.custom)
