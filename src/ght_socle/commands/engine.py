@@ -16,8 +16,6 @@ import subprocess
 import sys
 from typing import Any
 
-import yaml
-
 from ght_socle import paths
 from ght_socle.config import config_key
 from ght_socle.engine import EngineSettings, engine_environment, ensure_engine, find_engine
@@ -26,6 +24,7 @@ from ght_socle.engine.versions import OPENSTACK_VERSION, POLICY_SDK_VERSION, PUL
 from ght_socle.errors import ConfigError, SocleError, ToolMissingError
 from ght_socle.output import add_format_option, print_json, progress
 from ght_socle.plan import load_project
+from ght_socle.trust.yamlio import load_yaml
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -119,7 +118,11 @@ def _set_psk(args: argparse.Namespace) -> int:
     config_file = project.stack_config_file(args.stack)
     if not config_file.is_file():
         raise ConfigError(f"no configuration for stack {args.stack!r}", file=config_file)
-    sites = (yaml.safe_load(config_file.read_text()) or {}).get("config", {}).get(config_key("sites")) or {}
+    document = load_yaml(config_file, what="stack configuration")
+    block = document.get("config") if isinstance(document, dict) else None
+    sites = block.get(config_key("sites")) if isinstance(block, dict) else None
+    if not isinstance(sites, dict):
+        sites = {}
     if args.site not in sites:
         raise ConfigError(f"unknown site {args.site!r} (sites: {', '.join(sorted(sites)) or 'none'})",
                           file=config_file, where=f"key {config_key('sites')}")
