@@ -16,7 +16,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 APT_PACKAGES := qemu-system-x86 qemu-utils debootstrap openssh-client iproute2 e2fsprogs \
                 cpio zstd lynis genisoimage nftables
 
-.PHONY: all deps venv apt lint test test-fast check-fast test-lab demo clean distclean
+.PHONY: all deps venv apt engine lint test test-fast check-fast test-lab demo clean distclean
 
 all: test
 
@@ -37,6 +37,11 @@ apt:
 	  if [ "$$(id -u)" != 0 ]; then echo "error: need root to install:$$missing (sudo make deps)"; exit 2; fi; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
+
+# The real Pulumi CLI at the pinned version, built from Go modules into ~/.cache/ght-socle/engine
+# (first time 10-25 min on 2 cores; then seconds). docs/engine.md.
+engine: venv
+	$(BIN)/socle engine build
 
 lint: venv
 	$(BIN)/ruff check src tests bench stacks policies
@@ -60,8 +65,10 @@ endef
 
 test:
 	$(call stage,dependencies,$(MAKE) --no-print-directory deps)
+	$(call stage,engine,$(MAKE) --no-print-directory engine)
 	$(call stage,lint,$(MAKE) --no-print-directory lint)
 	$(call stage,unit and policy tests,$(BIN)/pytest -q --durations=5 tests/unit tests/policy)
+	$(call stage,engine tests,$(BIN)/pytest -q --durations=5 tests/engine)
 	$(call stage,local cloud tests,$(BIN)/pytest -q --durations=5 tests/cloud)
 	$(call stage,lab tests,$(BIN)/pytest -q --durations=12 tests/lab)
 

@@ -61,6 +61,11 @@ def current_config_file() -> Path | None:
     """The stack configuration file ``run_plan`` is planning with, None outside an offline plan."""
     return _CURRENT_CONFIG_FILE.get()
 
+
+def running_offline() -> bool:
+    """True while ``run_plan`` runs a program under the mock engine, False under the real CLI."""
+    return _CURRENT_CONFIG_FILE.get() is not None
+
 # Settings attributes Pulumi keeps per process (context properties of pulumi.runtime.settings.SETTINGS).
 _SETTINGS_ATTRIBUTES = (
     "rpc_manager", "lock", "outputs", "monitor", "engine", "organization", "project", "root_directory",
@@ -287,7 +292,9 @@ def _empty_stack_trace() -> Any:
 @contextmanager
 def _isolated_pulumi_runtime(program_dir: Path) -> Iterator[None]:
     """Save Pulumi's process-wide state and the import state, restore them afterwards."""
-    saved_settings = {name: getattr(pulumi_settings.SETTINGS, name) for name in _SETTINGS_ATTRIBUTES}
+    # Not every SDK release has every attribute (base_providers_by_ref came after 3.260).
+    saved_settings = {name: getattr(pulumi_settings.SETTINGS, name) for name in _SETTINGS_ATTRIBUTES
+                      if hasattr(pulumi_settings.SETTINGS, name)}
     saved_root = pulumi_settings.ROOT.get()
     saved_config = pulumi_config.CONFIG.get()
     saved_secret_keys = pulumi_config._SECRET_KEYS.get()

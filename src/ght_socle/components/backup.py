@@ -60,11 +60,11 @@ class BackupTier(GhtComponent):
         for server in args.servers:
             metadata = {**server.metadata, "purpose": "backup-repository", "data_class": "hds"}
             volume = openstack.blockstorage.Volume(
-                f"{server.hostname}-repository", name=f"{server.hostname}-repository",
+                **self.named(f"{server.hostname}-repository"), name=f"{server.hostname}-repository",
                 size=tiers.repository.volume_size, volume_type=tiers.repository.volume_type,
-                availability_zone=server.availability_zone, metadata=metadata, opts=self.child())
-            openstack.compute.VolumeAttach(f"{server.hostname}-repository-attach", instance_id=server.vm.instance.id,
-                                           volume_id=volume.id, opts=self.child())
+                availability_zone=server.availability_zone, metadata=metadata)
+            openstack.compute.VolumeAttach(**self.named(f"{server.hostname}-repository-attach"),
+                                           instance_id=server.vm.instance.id, volume_id=volume.id)
             self.repositories[server.hostname] = volume
         prefix = f"{tiers.object_storage.container_prefix}-{args.environment}"
         copies = {"primary": tiers.object_storage.region, "offsite": tiers.object_storage.offsite_region}
@@ -72,9 +72,8 @@ class BackupTier(GhtComponent):
         for copy, region in copies.items():
             # No container_read/container_write ACL: private to the project (PSSI STO-002).
             self.containers[copy] = openstack.objectstorage.Container(
-                f"backup-container-{copy}", name=f"{prefix}-{copy}", region=region, versioning=True,
+                **self.named(f"backup-container-{copy}"), name=f"{prefix}-{copy}", region=region, versioning=True,
                 metadata={"data_class": "hds", "purpose": f"backup-{copy}", "ght": args.ght_name,
-                          "copy_of": "" if copy == "primary" else f"{prefix}-primary"},
-                opts=self.child())
+                          "copy_of": "" if copy == "primary" else f"{prefix}-primary"})
         self.register_outputs({"containers": {copy: c.name for copy, c in self.containers.items()},
                                "offline": props["offline"], "policies": props["policies"]})

@@ -22,3 +22,14 @@ class GhtComponent(pulumi.ComponentResource):
 
     def child(self, parent: pulumi.Resource | None = None, **options: Any) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(parent=parent or self, **options)
+
+    def named(self, key: str, parent: pulumi.Resource | None = None, **options: Any) -> dict[str, Any]:
+        """``resource_name`` and ``opts`` of the child ``key``, to pass as ``**self.named(key)``.
+
+        A child's name starts with its component's name: a URN is type chain plus name, so two
+        components of one kind in a stack would otherwise give their children the same URN (the
+        engine refuses the program). Children were once named by ``key`` alone; the alias keeps a
+        stack created then from replacing them.
+        """
+        return {"resource_name": f"{self._name}-{key}",
+                "opts": self.child(parent, aliases=[pulumi.Alias(name=key)], **options)}

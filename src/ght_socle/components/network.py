@@ -34,6 +34,9 @@ ENCRYPTION = "aes-256"
 INTEGRITY = "sha256"
 PFS_GROUP = "group14"
 INTERNET = "0.0.0.0/0"
+# What an offline plan declares for a site whose key is not set yet (the real engine never sees it:
+# the configuration refuses an unset key there). Distinct from any real value, and kept secret.
+UNSET_PSK = "pre-shared-key-not-set"
 
 
 @dataclass
@@ -88,13 +91,13 @@ class ZonedNetwork(GhtComponent):
     def _zone(self, zone: str) -> None:
         tags = [f"zone={zone}", f"env={self.args.environment}"]
         network = openstack.networking.Network(
-            f"net-{zone}", name=f"{self.args.environment}-{zone}", admin_state_up=True,
-            port_security_enabled=True, tags=tags, opts=self.child())
+            **self.named(f"net-{zone}"), name=f"{self.args.environment}-{zone}", admin_state_up=True,
+            port_security_enabled=True, tags=tags)
         cidr = self.zone_cidrs[zone]
         subnet = openstack.networking.Subnet(
-            f"subnet-{zone}", name=f"{self.args.environment}-{zone}", network_id=network.id, cidr=str(cidr),
-            ip_version=4, gateway_ip=str(cidr.network_address + 1), enable_dhcp=True,
-            dns_nameservers=list(self.args.dns_nameservers) or None, tags=tags, opts=self.child())
+            **self.named(f"subnet-{zone}"), name=f"{self.args.environment}-{zone}", network_id=network.id,
+            cidr=str(cidr), ip_version=4, gateway_ip=str(cidr.network_address + 1), enable_dhcp=True,
+            dns_nameservers=list(self.args.dns_nameservers) or None, tags=tags)
         self.networks[zone] = network
         self.subnets[zone] = subnet
 
@@ -102,21 +105,21 @@ class ZonedNetwork(GhtComponent):
         env = self.args.environment
         external = openstack.networking.get_network_output(name=self.args.external_network)
         self.edge_router = openstack.networking.Router(
-            "router-edge", name=f"{env}-edge", admin_state_up=True, external_network_id=external.id,
-            tags=["router=edge", f"env={env}"], opts=self.child())
+            **self.named("router-edge"), name=f"{env}-edge", admin_state_up=True, external_network_id=external.id,
+            tags=["router=edge", f"env={env}"])
         self.internal_router = openstack.networking.Router(
-            "router-internal", name=f"{env}-internal", admin_state_up=True,
-            tags=["router=internal", f"env={env}"], opts=self.child())
+            **self.named("router-internal"), name=f"{env}-internal", admin_state_up=True,
+            tags=["router=internal", f"env={env}"])
         edge_zones = [z for z in self.zone_cidrs if z in EDGE_ZONES]
         internal_zones = [z for z in self.zone_cidrs if z not in EDGE_ZONES]
         edge_interfaces = [
-            openstack.networking.RouterInterface(f"router-edge-{zone}", router_id=self.edge_router.id,
-                                                 subnet_id=self.subnets[zone].id, opts=self.child())
+            openstack.networking.RouterInterface(**self.named(f"router-edge-{zone}"), router_id=self.edge_router.id,
+                                                 subnet_id=self.subnets[zone].id)
             for zone in edge_zones
         ]
         internal_interfaces = [
-            openstack.networking.RouterInterface(f"router-internal-{zone}", router_id=self.internal_router.id,
-                                                 subnet_id=self.subnets[zone].id, opts=self.child())
+            openstack.networking.RouterInterface(**self.named(f"router-internal-{zone}"),
+                                                 router_id=self.internal_router.id, subnet_id=self.subnets[zone].id)
             for zone in internal_zones
         ]
         # The internal router's leg in transit: the only link between the internal zones and the
@@ -125,34 +128,34 @@ class ZonedNetwork(GhtComponent):
         transit = self.zone_cidrs[TRANSIT_ZONE]
         edge_leg, internal_leg = str(transit.network_address + 1), str(transit.network_address + 2)
         leg = openstack.networking.Port(
-            "port-internal-router-transit", name=f"{env}-internal-router-transit",
+            **self.named("port-internal-router-transit"), name=f"{env}-internal-router-transit",
             network_id=self.networks[TRANSIT_ZONE].id, admin_state_up=True,
             description="internal router leg in transit",
             security_group_ids=[self.zone_groups[TRANSIT_ZONE].id],
             fixed_ips=[openstack.networking.PortFixedIpArgs(subnet_id=self.subnets[TRANSIT_ZONE].id,
                                                             ip_address=internal_leg)],
-            tags=[f"zone={TRANSIT_ZONE}", "purpose=router-leg"], opts=self.child())
+            tags=[f"zone={TRANSIT_ZONE}", "purpose=router-leg"])
         internal_interfaces.append(openstack.networking.RouterInterface(
-            "router-internal-transit", router_id=self.internal_router.id, port_id=leg.id, opts=self.child()))
+            **self.named("router-internal-transit"), router_id=self.internal_router.id, port_id=leg.id))
         # Internal zones reach the DMZ and the sites through the edge; the edge reaches them back
         # through the internal leg. No default route: nothing internal goes to the Internet.
         towards_edge = [str(self.zone_cidrs[z]) for z in edge_zones if z != TRANSIT_ZONE]
         towards_edge += [site.cidr for site in self.args.sites.values()]
         for cidr in towards_edge:
             openstack.networking.RouterRoute(
-                f"route-internal-{slug(cidr)}", router_id=self.internal_router.id, destination_cidr=cidr,
-                next_hop=edge_leg, opts=self.child(depends_on=internal_interfaces + edge_interfaces))
+                **self.named(f"route-internal-{slug(cidr)}", depends_on=internal_interfaces + edge_interfaces),
+                router_id=self.internal_router.id, destination_cidr=cidr, next_hop=edge_leg)
         for zone in internal_zones:
             openstack.networking.RouterRoute(
-                f"route-edge-{zone}", router_id=self.edge_router.id, destination_cidr=str(self.zone_cidrs[zone]),
-                next_hop=internal_leg, opts=self.child(depends_on=internal_interfaces + edge_interfaces))
+                **self.named(f"route-edge-{zone}", depends_on=internal_interfaces + edge_interfaces),
+                router_id=self.edge_router.id, destination_cidr=str(self.zone_cidrs[zone]), next_hop=internal_leg)
 
     # --- security groups from the flow matrix ---------------------------------------------------
 
     def _group(self, key: str, description: str, tags: list[str]) -> openstack.networking.SecGroup:
         return openstack.networking.SecGroup(
-            f"sg-{key}", name=f"{self.args.environment}-{key}", description=description,
-            delete_default_rules=True, tags=tags, opts=self.child())
+            **self.named(f"sg-{key}"), name=f"{self.args.environment}-{key}", description=description,
+            delete_default_rules=True, tags=tags)
 
     def _security_groups(self) -> None:
         for zone in self.zone_cidrs:
@@ -186,9 +189,10 @@ class ZonedNetwork(GhtComponent):
         low, high = port_range(port)
         remote_group = self.role_groups[remote.group].id if remote.group else None
         openstack.networking.SecGroupRule(
-            name, security_group_id=group.id, direction=direction, ethertype="IPv4", protocol=flow.protocol,
-            port_range_min=low, port_range_max=high, remote_ip_prefix=remote.cidr, remote_group_id=remote_group,
-            description=f"{flow_id}: {flow.description}", opts=self.child(parent=group))
+            **self.named(name, parent=group), security_group_id=group.id, direction=direction, ethertype="IPv4",
+            protocol=flow.protocol, port_range_min=low, port_range_max=high, remote_ip_prefix=remote.cidr,
+            remote_group_id=remote_group,
+            description=f"{flow_id}: {flow.description}")
 
     def _flow_rules(self, flow_id: str, flow: Flow) -> None:
         fid = flow_id.lower()
@@ -212,29 +216,27 @@ class ZonedNetwork(GhtComponent):
     def _vpn(self) -> None:
         env = self.args.environment
         ike = openstack.vpnaas.IkePolicy(
-            "vpn-ike", name=f"{env}-ike", ike_version=IKE_VERSION, encryption_algorithm=ENCRYPTION,
-            auth_algorithm=INTEGRITY, pfs=PFS_GROUP, phase1_negotiation_mode="main", opts=self.child())
+            **self.named("vpn-ike"), name=f"{env}-ike", ike_version=IKE_VERSION, encryption_algorithm=ENCRYPTION,
+            auth_algorithm=INTEGRITY, pfs=PFS_GROUP, phase1_negotiation_mode="main")
         ipsec = openstack.vpnaas.IpSecPolicy(
-            "vpn-ipsec", name=f"{env}-ipsec", encryption_algorithm=ENCRYPTION, auth_algorithm=INTEGRITY,
-            pfs=PFS_GROUP, transform_protocol="esp", encapsulation_mode="tunnel", opts=self.child())
+            **self.named("vpn-ipsec"), name=f"{env}-ipsec", encryption_algorithm=ENCRYPTION, auth_algorithm=INTEGRITY,
+            pfs=PFS_GROUP, transform_protocol="esp", encapsulation_mode="tunnel")
         service = openstack.vpnaas.Service(
-            "vpn-service", name=f"{env}-vpn", router_id=self.edge_router.id, admin_state_up=True,
-            opts=self.child())
+            **self.named("vpn-service"), name=f"{env}-vpn", router_id=self.edge_router.id, admin_state_up=True)
         # Sites only reach the transit zone; gateway roles (bastion, interop, proxies) have a port there.
         local = openstack.vpnaas.EndpointGroup(
-            "vpn-local", name=f"{env}-vpn-local", type="subnet", endpoints=[self.subnets[TRANSIT_ZONE].id],
-            opts=self.child())
+            **self.named("vpn-local"), name=f"{env}-vpn-local", type="subnet",
+            endpoints=[self.subnets[TRANSIT_ZONE].id])
         for name, site in self.args.sites.items():
             peer = openstack.vpnaas.EndpointGroup(
-                f"vpn-peer-{name}", name=f"{env}-vpn-{name}", type="cidr", endpoints=[site.cidr],
-                opts=self.child())
+                **self.named(f"vpn-peer-{name}"), name=f"{env}-vpn-{name}", type="cidr", endpoints=[site.cidr])
             self.vpn_connections[name] = openstack.vpnaas.SiteConnection(
-                f"vpn-site-{name}", name=f"{env}-{name}", description=site.description or f"site {name}",
-                psk=pulumi.Output.secret(site.psk), peer_address=site.peer_address, peer_id=site.peer_address,
+                **self.named(f"vpn-site-{name}"), name=f"{env}-{name}", description=site.description or f"site {name}",
+                psk=pulumi.Output.secret(site.psk or UNSET_PSK), peer_address=site.peer_address,
+                peer_id=site.peer_address,
                 ikepolicy_id=ike.id, ipsecpolicy_id=ipsec.id, vpnservice_id=service.id,
                 local_ep_group_id=local.id, peer_ep_group_id=peer.id, admin_state_up=True, initiator="bi-directional",
-                dpds=[openstack.vpnaas.SiteConnectionDpdArgs(action="restart", interval=30, timeout=120)],
-                opts=self.child())
+                dpds=[openstack.vpnaas.SiteConnectionDpdArgs(action="restart", interval=30, timeout=120)])
 
     def security_groups_for(self, role: str, zone: str) -> list[pulumi.Output[str]]:
         """Security groups of a role's port in one zone: the zone's group and the role's group."""

@@ -54,4 +54,7 @@ def from_pulumi() -> StackConfig:
     raw.update(runtime_config.CONFIG.get())
     secret_keys = set(runtime_config.get_config_secret_keys_env()) | set(runtime_config._SECRET_KEYS.get())
     stack = pulumi.get_stack()
-    return load_stack_config(raw, secret_keys, source_label(stack), secret_paths=file_secret_paths(stack))
+    from ght_socle.plan import running_offline
+
+    return load_stack_config(raw, secret_keys, source_label(stack), secret_paths=file_secret_paths(stack),
+                             require_psks=not running_offline())

@@ -93,7 +93,10 @@ class Site(_Strict):
 
     cidr: str = Field(description="The site's networks reachable from the base")
     peer_address: str = Field(description="Public address of the site's VPN gateway")
-    psk: str = Field(min_length=1, max_length=1024, description="IPsec pre-shared key: a Pulumi secret")
+    # Unset in the committed configurations: each deployment sets its keys as stack secrets
+    # (`socle engine set-psk`, docs/engine.md). Only the offline plan accepts an unset key.
+    psk: str | None = Field(default=None, min_length=1, max_length=1024,
+                            description="IPsec pre-shared key: a Pulumi secret")
     description: Text = ""
 
     @field_validator("cidr")

@@ -296,15 +296,21 @@ def _check_flows(settings: StackSettings, zones: Mapping[str, Any], checker: _Ch
 
 
 def _check_sites(settings: StackSettings, secret_keys: set[str], secret_paths: set[str] | None,
-                 checker: _Checker) -> None:
-    """Every site's PSK must be a secret: checked per value when the secret paths are known (one
-    clear-text PSK is not hidden by another site's secret), else per key as Pulumi reports it."""
+                 checker: _Checker, require_psks: bool) -> None:
+    """Every site's PSK that is set must be a secret: checked per value when the secret paths are
+    known (one clear-text PSK is not hidden by another site's secret), else per key as Pulumi
+    reports it. An unset PSK is accepted unless ``require_psks`` (a deployment)."""
     sites_key = config_key("sites")
     for name in settings.sites:
         if not NAME.match(name):
             raise checker.fail(f"{sites_key}.{name[:60]!r}", "not a site name (lower-case letters, digits, '-')")
-    for name in settings.sites:
+    for name, site in settings.sites.items():
         path = f"{sites_key}.{name}.psk"
+        if site.psk is None:
+            if require_psks:
+                raise checker.fail(path, f"not set: a deployment needs each site's key (socle engine set-psk "
+                                         f"--stack STACK {name})")
+            continue
         is_secret = path in secret_paths if secret_paths is not None else sites_key in secret_keys
         if not is_secret:
             raise checker.fail(path, f"pre-shared keys must be Pulumi secrets (pulumi config set --secret --path "
@@ -386,18 +392,21 @@ def _derive_hosts(settings: StackSettings, networks: Mapping[str, ipaddress.IPv4
 
 def load_stack_config(raw: Mapping[str, Any], secret_keys: Iterable[str] = (),
                       source: str | Path = "stack configuration", *,
-                      secret_paths: Iterable[str] | None = None) -> StackConfig:
+                      secret_paths: Iterable[str] | None = None, require_psks: bool = False) -> StackConfig:
     """Validate a stack configuration given as Pulumi hands it (namespaced keys, string values).
 
     ``secret_paths`` (``ght-socle:sites.<name>.psk``...) are the values stored as secrets, read from
-    the configuration file (:func:`secret_paths_of`); without them secrecy is checked per key."""
+    the configuration file (:func:`secret_paths_of`); without them secrecy is checked per key.
+    ``require_psks``: every site must have its pre-shared key (a deployment); the offline plan and
+    checks accept an unset key, so they run on the committed configurations."""
     checker = _Checker(str(source))
     secrets = set(secret_keys)
     settings = _parse_settings(_decode(raw, checker), checker)
     networks = _check_networks(settings, checker)
     _check_roles(settings, networks, checker)
     _check_flows(settings, networks, checker)
-    _check_sites(settings, secrets, set(secret_paths) if secret_paths is not None else None, checker)
+    _check_sites(settings, secrets, set(secret_paths) if secret_paths is not None else None, checker,
+                 require_psks)
     _check_allow_lists(settings, checker)
     hosts = _derive_hosts(settings, networks, checker)
     return StackConfig(settings=settings, source=str(source), zone_networks=networks, hosts=hosts,

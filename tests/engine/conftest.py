@@ -1,0 +1,51 @@
+"""Tests that run the real Pulumi CLI (`make engine` builds it; `make test` builds it first).
+
+Each test gets its own project copy, state directory and generated passphrase: nothing touches the
+checkout's stack files or the operator's state. Without the pinned CLI these tests fail (they are
+not skipped): run `make engine`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from engine_workspace import Workspace
+
+from ght_socle import paths
+from ght_socle.engine import Engine, EngineSettings, engine_environment, find_engine
+from ght_socle.engine.versions import PULUMI_VERSION
+
+ROOT = paths.project_root()
+
+
+@pytest.fixture(scope="session")
+def engine() -> Engine:
+    found = find_engine()
+    assert found is not None, f"no pulumi v{PULUMI_VERSION}: run `make engine`"
+    return found
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, engine: Engine) -> Workspace:
+    root = tmp_path / "project"
+    (root / "stacks").mkdir(parents=True)
+    shutil.copy(ROOT / "Pulumi.yaml", root / "Pulumi.yaml")
+    shutil.copy(ROOT / "stacks" / "__main__.py", root / "stacks" / "__main__.py")
+    shutil.copytree(ROOT / "stacks" / "config", root / "stacks" / "config")
+    shutil.copytree(ROOT / "policies", root / "policies")
+    settings = EngineSettings.resolve(state=tmp_path / "state")
+    env = {**os.environ, **engine_environment(engine, settings), "SOCLE_ROOT": str(root),
+           "SOCLE_PULUMI_STATE": str(settings.state), "PULUMI_CONFIG_PASSPHRASE_FILE": str(settings.passphrase_file)}
+
+    def run(*command: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(list(command), cwd=root, env=env, input=stdin, capture_output=True, text=True,
+                                check=False, timeout=300)
+        if check:
+            assert result.returncode == 0, result.stderr
+        return result
+
+    return Workspace(root=root, env=env, run=run)
