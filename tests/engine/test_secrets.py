@@ -13,6 +13,7 @@ from ght_socle.engine import Engine
 
 SITE = "ch-nord"
 KEY_PATH = f"ght-socle:sites.{SITE}.psk"
+ANOTHER_KEY = secrets.token_urlsafe(32)
 
 
 def _socle(workspace: Workspace, *args: str, stdin: str | None = None,
@@ -47,13 +48,13 @@ def test_set_psk_stores_a_ciphertext_the_engine_decrypts(engine: Engine, workspa
 
 
 def test_a_wrong_passphrase_reads_nothing(engine: Engine, workspace: Workspace) -> None:
-    _socle(workspace, "engine", "set-psk", "--stack", "preprod", SITE, stdin="another-key\n")
+    _socle(workspace, "engine", "set-psk", "--stack", "preprod", SITE, stdin=ANOTHER_KEY + "\n")
     wrong = workspace.root.parent / "wrong-passphrase"
     wrong.write_text(secrets.token_urlsafe(32))
     workspace.env["PULUMI_CONFIG_PASSPHRASE_FILE"] = str(wrong)
     shown = workspace.run(str(engine.pulumi), "config", "get", "--stack", "preprod", "--path", KEY_PATH,
                           check=False)
-    assert shown.returncode != 0 and "another-key" not in shown.stdout + shown.stderr
+    assert shown.returncode != 0 and ANOTHER_KEY not in shown.stdout + shown.stderr
 
 
 def test_set_psk_refuses_an_unknown_site_and_an_empty_key(workspace: Workspace) -> None:
@@ -62,3 +63,17 @@ def test_set_psk_refuses_an_unknown_site_and_an_empty_key(workspace: Workspace) 
     assert "Pulumi.preprod.yaml: key ght-socle:sites: unknown site 'nowhere'" in unknown.stderr
     empty = _socle(workspace, "engine", "set-psk", "--stack", "preprod", SITE, stdin="\n", check=False)
     assert empty.returncode == 2 and "empty pre-shared key" in empty.stderr
+
+
+def test_set_psk_refuses_a_weak_key_before_touching_anything(engine: Engine, workspace: Workspace) -> None:
+    config_file = workspace.root / "stacks" / "config" / "Pulumi.preprod.yaml"
+    before = config_file.read_bytes()
+    for weak, reason in (("short-key", "too short"), ("x" * 20 + " spaced key with blanks", "whitespace"),
+                         ("é" * 40, "non-ASCII")):
+        result = _socle(workspace, "engine", "set-psk", "--stack", "preprod", SITE, stdin=weak + "\n", check=False)
+        assert result.returncode == 2, result.stderr
+        assert reason in result.stderr and len(result.stderr.strip().splitlines()) == 1
+        assert weak not in result.stderr
+    assert config_file.read_bytes() == before
+    stacks = workspace.run(str(engine.pulumi), "stack", "ls", "--json", check=False)
+    assert "preprod" not in stacks.stdout  # no stack was created for a refused key

@@ -97,10 +97,24 @@ def _env(args: argparse.Namespace) -> int:
     return 0
 
 
+# An IPsec pre-shared key is only as strong as its entropy: 32 printable characters from a random
+# generator carry well over the 128 bits ANSSI asks of symmetric secrets. Whitespace and control
+# characters are refused because VPN gateways disagree on how they are trimmed.
+PSK_MIN_LENGTH = 32
+PSK_ALPHABET = frozenset(chr(code) for code in range(0x21, 0x7F))
+
+
 def _read_secret(prompt: str) -> str:
     value = getpass.getpass(prompt) if sys.stdin.isatty() else sys.stdin.readline().rstrip("\r\n")
     if not value.strip():
         raise ConfigError("empty pre-shared key (give it on stdin or at the prompt)")
+    # The messages never echo the key, not even in part.
+    if len(value) < PSK_MIN_LENGTH:
+        raise ConfigError(f"pre-shared key too short ({len(value)} characters, at least {PSK_MIN_LENGTH}; "
+                          "e.g. openssl rand -base64 48)")
+    if not set(value) <= PSK_ALPHABET:
+        raise ConfigError("pre-shared key with whitespace, control or non-ASCII characters "
+                          "(printable ASCII only; e.g. openssl rand -base64 48)")
     return value
 
 
@@ -126,12 +140,13 @@ def _set_psk(args: argparse.Namespace) -> int:
     if args.site not in sites:
         raise ConfigError(f"unknown site {args.site!r} (sites: {', '.join(sorted(sites)) or 'none'})",
                           file=config_file, where=f"key {config_key('sites')}")
+    # Read and check the key before anything is created or written: a refused key leaves no trace.
+    value = _read_secret(f"pre-shared key of site {args.site}: ")
     engine = _require_engine()
     env = {**os.environ, **engine_environment(engine, EngineSettings.resolve())}
     stacks = json.loads(_pulumi(engine, ["stack", "ls", "--json"], env) or "[]")
     if args.stack not in {stack.get("name") for stack in stacks}:
         _pulumi(engine, ["stack", "init", args.stack, "--secrets-provider", "passphrase"], env)
-    value = _read_secret(f"pre-shared key of site {args.site}: ")
     _pulumi(engine, ["config", "set", "--stack", args.stack, "--secret", "--path",
                      f"{config_key('sites')}.{args.site}.psk"], env, stdin=value)
     print(f"site {args.site}: pre-shared key stored encrypted in {config_file} (passphrase secrets provider)")
