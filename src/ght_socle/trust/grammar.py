@@ -39,11 +39,16 @@ def _text(value: Any) -> str:
     return value
 
 
-def check_host_name(value: Any) -> str:
+def _matching(value: Any, pattern: re.Pattern[str], description: str) -> str:
+    """``value`` when it is a string that ``pattern`` matches; else "<value> is not <description>"."""
     text = _text(value)
-    if not HOST_NAME_RE.match(text):
-        raise ValueError(f"{_shown(text)} is not a host name (lower-case letters, digits, '-', at most 63)")
+    if not pattern.match(text):
+        raise ValueError(f"{_shown(text)} is not {description}")
     return text
+
+
+def check_host_name(value: Any) -> str:
+    return _matching(value, HOST_NAME_RE, "a host name (lower-case letters, digits, '-', at most 63)")
 
 
 INVENTORY_HOST_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
@@ -52,33 +57,24 @@ INVENTORY_GROUP_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 def check_inventory_host(value: Any) -> str:
     """A host name of a hand-written Ansible inventory (FQDNs allowed): it also names files."""
-    text = _text(value)
-    if not INVENTORY_HOST_RE.match(text) or ".." in text:
+    text = _matching(value, INVENTORY_HOST_RE, "a host name (letters, digits, '.', '_', '-')")
+    if ".." in text:
         raise ValueError(f"{_shown(text)} is not a host name (letters, digits, '.', '_', '-')")
     return text
 
 
 def check_inventory_group(value: Any) -> str:
     """A group name as Ansible accepts it (letters, digits, '_', not starting with a digit)."""
-    text = _text(value)
-    if not INVENTORY_GROUP_RE.match(text):
-        raise ValueError(f"{_shown(text)} is not an inventory group name (letters, digits, '_')")
-    return text
+    return _matching(value, INVENTORY_GROUP_RE, "an inventory group name (letters, digits, '_')")
 
 
 def check_user_name(value: Any) -> str:
-    text = _text(value)
-    if not USER_NAME_RE.match(text):
-        raise ValueError(f"{_shown(text)} is not a user or group name (lower-case letters, digits, '_', '-', "
-                         "at most 32, not starting with a digit or '-')")
-    return text
+    return _matching(value, USER_NAME_RE, "a user or group name (lower-case letters, digits, '_', '-', "
+                                          "at most 32, not starting with a digit or '-')")
 
 
 def check_group_name(value: Any) -> str:
-    text = _text(value)
-    if not GROUP_NAME_RE.match(text):
-        raise ValueError(f"{_shown(text)} is not an inventory group name (lower-case letters, digits, '_')")
-    return text
+    return _matching(value, GROUP_NAME_RE, "an inventory group name (lower-case letters, digits, '_')")
 
 
 def check_dns_domain(value: Any) -> str:
@@ -153,11 +149,7 @@ def check_http_url(value: Any) -> str:
 
 
 def check_stack_name(value: Any) -> str:
-    text = _text(value)
-    if not STACK_NAME_RE.match(text):
-        raise ValueError(f"{_shown(text)} is not a stack name (lower-case letters, digits, '-', '_'; a name, "
-                         "not a path)")
-    return text
+    return _matching(value, STACK_NAME_RE, "a stack name (lower-case letters, digits, '-', '_'; a name, not a path)")
 
 
 def check_text(value: Any, *, max_length: int = MAX_TEXT) -> str:
