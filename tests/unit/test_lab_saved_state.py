@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import struct
+import threading
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from ght_socle.errors import SocleError
 from ght_socle.lab import saved_state
 from ght_socle.lab.vm import VmSpec
 
@@ -58,3 +62,32 @@ def test_prune_keeps_the_most_recently_used_states(tmp_path: Path, monkeypatch: 
     assert saved_state.find("oldest", ["vm"]) is not None  # using it makes it the most recent
     saved_state.prune(keep=2)
     assert sorted(p.name for p in root.iterdir()) == ["newest", "oldest"]
+
+
+def _monitor_that_dies(path: Path, *, reset: bool) -> threading.Thread:
+    """A monitor socket whose QEMU exits at once, as one that cannot load its incoming state does."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(1)
+
+    def accept_and_die() -> None:
+        connection, _ = server.accept()
+        if reset:  # abortive close: the client's read fails with ECONNRESET instead of an empty stream
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        connection.close()
+        server.close()
+
+    thread = threading.Thread(target=accept_and_die, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("reset", [True, False], ids=["connection-reset", "end-of-stream"])
+def test_a_qemu_that_exits_while_resuming_is_named_not_a_crash(tmp_path: Path, reset: bool) -> None:
+    monitor = tmp_path / "qmp.sock"
+    thread = _monitor_that_dies(monitor, reset=reset)
+    with pytest.raises(SocleError) as raised:
+        saved_state.resume(monitor, "bastion-01", timeout=5)
+    thread.join(timeout=5)
+    assert raised.value.message.startswith("bastion-01 did not resume from its saved state")
+    assert "closed before its greeting" in raised.value.message

@@ -242,9 +242,15 @@ class Qmp:
             raise SocleError(f"cannot reach the QEMU monitor {path}: {exc}", where="lab") from None
         self._reader = self._socket.makefile("r", encoding="utf-8")
         try:
-            self._reader.readline()  # greeting
+            # A QEMU that fails to load an incoming state exits right after accepting: the greeting
+            # read then ends in a reset or an empty stream, which is an answer about QEMU, not a bug.
+            if not self._reader.readline():
+                raise SocleError(f"the QEMU monitor {path} closed before its greeting", where="lab")
             self.execute("qmp_capabilities")
-        except (OSError, SocleError):
+        except OSError as exc:
+            self.close()
+            raise SocleError(f"the QEMU monitor {path} closed before its greeting ({exc})", where="lab") from None
+        except SocleError:
             self.close()
             raise
 
