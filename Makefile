@@ -44,7 +44,7 @@ engine: venv
 	$(BIN)/socle engine build
 
 lint: venv
-	$(BIN)/ruff check src tests bench stacks policies
+	$(BIN)/ruff check src tests bench stacks policies plugins
 	$(BIN)/mypy src/ght_socle
 	$(BIN)/yamllint -s policies stacks inventories playbooks roles .github
 	@if ls roles/*/tasks >/dev/null 2>&1; then cd roles/.. && $(BIN)/ansible-lint --profile production -q playbooks roles; fi

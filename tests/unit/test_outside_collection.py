@@ -80,7 +80,7 @@ def test_the_tarball_holds_ansible_content_only(tmp_path: Path) -> None:
     run("ansible-galaxy", "collection", "build", "--output-path", str(tmp_path), str(ROOT), cwd=tmp_path)
     with tarfile.open(tmp_path / f"ght-socle-{galaxy()['version']}.tar.gz") as tar:
         top = {name.split("/")[0] for name in tar.getnames()}
-    assert top == {"MANIFEST.json", "FILES.json", "README.md", "meta", "roles", "playbooks"}, top
+    assert top == {"MANIFEST.json", "FILES.json", "README.md", "meta", "plugins", "roles", "playbooks"}, top
 
 
 def test_every_role_is_installed_under_its_own_name(installed: Path) -> None:
@@ -116,3 +116,72 @@ def test_an_outside_playbook_uses_the_roles_by_fqcn(installed: Path, tmp_path: P
                              cwd=tmp_path, capture_output=True, text=True, check=False, timeout=300,
                              env=dict(os.environ, **env))
     assert refused.returncode != 0 and "no_such_role" in refused.stdout + refused.stderr
+
+
+def _settings_with_timeout(tmp_path: Path, seconds: int) -> Path:
+    settings = tmp_path / "ght-settings.yaml"
+    text = (ROOT / "policies" / "ght-settings.yaml").read_text(encoding="utf-8")
+    assert "session_timeout_seconds: 300" in text
+    settings.write_text(text.replace("session_timeout_seconds: 300", f"session_timeout_seconds: {seconds}"),
+                        encoding="utf-8")
+    return settings
+
+
+def _host_vars(cwd: Path, env: dict[str, str]) -> dict[str, Any]:
+    (cwd / "hosts.yml").write_text("all:\n  hosts:\n    srv-01: {ansible_host: 127.0.0.1}\n", encoding="utf-8")
+    listing = run("ansible-inventory", "-i", str(cwd / "hosts.yml"), "--host", "srv-01", cwd=cwd, env=env)
+    data: dict[str, Any] = json.loads(listing.stdout)
+    return data
+
+
+def test_the_pssi_vars_plugin_of_the_installed_collection_reads_the_ghts_settings(installed: Path,
+                                                                                  tmp_path: Path) -> None:
+    settings = _settings_with_timeout(tmp_path, 420)
+    (tmp_path / "ansible.cfg").write_text(
+        "[defaults]\nvars_plugins_enabled = host_group_vars, ght.socle.pssi\n"
+        f"[ght_socle]\ncatalog_dir = {ROOT / 'policies' / 'catalog'}\nsettings = {settings}\n", encoding="utf-8")
+    env = {"ANSIBLE_COLLECTIONS_PATH": str(installed), "ANSIBLE_CONFIG": str(tmp_path / "ansible.cfg")}
+    variables = _host_vars(tmp_path, env)
+    assert variables["ght_pssi_params"]["OSH-008"]["session_timeout_seconds"] == 420
+    assert variables["ght_pssi_enforcement"]["WKS-006"] == "advisory"  # from the settings file
+    # Exactly what `socle harden` passes as extra vars for the same catalog and settings.
+    from ght_socle.catalog import load_catalog
+    from ght_socle.harden import pssi_extravars
+    expected = pssi_extravars(load_catalog(ROOT / "policies" / "catalog", settings))
+    assert {key: variables[key] for key in expected} == expected
+
+
+def test_a_plain_run_from_the_checkout_gets_the_catalog_and_a_bad_setting_stops_it(tmp_path: Path) -> None:
+    variables = _host_vars(tmp_path, {"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+                                      "GHT_SOCLE_SETTINGS": str(_settings_with_timeout(tmp_path, 600))})
+    assert variables["ght_pssi_params"]["OSH-008"]["session_timeout_seconds"] == 600
+    bad = tmp_path / "bad-settings.yaml"
+    bad.write_text("rules:\n  OSH-008:\n    params:\n      session_timeout_secs: 1\n", encoding="utf-8")
+    refused = subprocess.run([str(BIN / "ansible-inventory"), "-i", str(tmp_path / "hosts.yml"), "--host", "srv-01"],
+                             cwd=tmp_path, capture_output=True, text=True, check=False, timeout=300,
+                             env=dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+                                      GHT_SOCLE_SETTINGS=str(bad)))
+    assert refused.returncode != 0
+    assert f"ght.socle.pssi: {bad}: rule OSH-008, key params.session_timeout_secs: unknown parameter" in refused.stderr
+
+
+@pytest.mark.parametrize("plugin", [False, True], ids=["without-the-plugin", "with-the-plugin"])
+def test_site_yml_stops_before_any_role_when_the_catalog_is_missing(tmp_path: Path, plugin: bool) -> None:
+    # The host's SSH port is closed: a run that got past the guard fails at its next task, unreachable.
+    (tmp_path / "hosts.yml").write_text(
+        "all:\n  children:\n    linux:\n      hosts:\n"
+        "        srv-01: {ansible_host: 127.0.0.1, ansible_port: 1, ansible_user: nobody}\n", encoding="utf-8")
+    config = tmp_path / "ansible.cfg"
+    config.write_text("[defaults]\nhost_key_checking = False\n" + (
+        f"vars_plugins = {ROOT / 'plugins' / 'vars'}\nvars_plugins_enabled = host_group_vars, pssi\n" if plugin
+        else ""), encoding="utf-8")
+    result = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(tmp_path / "hosts.yml"), "--limit", "srv-01",
+                             "--check", str(ROOT / "playbooks" / "site.yml")],
+                            cwd=tmp_path, capture_output=True, text=True, check=False, timeout=300,
+                            env=dict(os.environ, ANSIBLE_CONFIG=str(config), ANSIBLE_NOCOLOR="1",
+                                     ANSIBLE_ROLES_PATH=str(ROOT / "roles")))
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert ("catalog's parameters are missing" in output) is not plugin, output[-3000:]
+    if plugin:
+        assert "UNREACHABLE" in output, output[-3000:]
