@@ -185,3 +185,19 @@ def test_site_yml_stops_before_any_role_when_the_catalog_is_missing(tmp_path: Pa
     assert ("catalog's parameters are missing" in output) is not plugin, output[-3000:]
     if plugin:
         assert "UNREACHABLE" in output, output[-3000:]
+
+
+@pytest.mark.parametrize("role", ["sshd", "host_firewall", "bastion"])
+def test_a_role_name_selects_that_roles_tasks_only(tmp_path: Path, role: str) -> None:
+    (tmp_path / "hosts.yml").write_text(
+        "all:\n  children:\n    linux:\n      hosts:\n        srv-01: {ansible_host: 127.0.0.1}\n"
+        "    bastion:\n      hosts:\n        srv-01: {}\n", encoding="utf-8")
+    listing = run("ansible-playbook", "-i", str(tmp_path / "hosts.yml"), "--list-tasks", "--tags", role,
+                  str(ROOT / "playbooks" / "site.yml"), cwd=ROOT)
+    # Ansible validates every imported role's arguments whatever the tags (its own `always` task).
+    tasks = [line.strip() for line in listing.stdout.splitlines()
+             if "TAGS:" in line and not line.strip().startswith("play #")
+             and "Validating arguments against arg spec" not in line]
+    assert {task.split(" : ")[0] for task in tasks if " : " in task} == {role}, tasks
+    assert all(task.startswith(f"{role} : ") or "PSSI catalog reached this run" in task for task in tasks), tasks
+    assert len(tasks) > 2, tasks
