@@ -16,19 +16,25 @@ export PYTHONDONTWRITEBYTECODE := 1
 APT_PACKAGES := qemu-system-x86 qemu-utils debootstrap openssh-client iproute2 e2fsprogs \
                 cpio zstd lynis genisoimage nftables
 
-.PHONY: all deps venv apt engine lint test test-fast check-fast test-lab demo clean distclean
+.PHONY: all deps venv apt engine lint test test-fast check-fast test-lab demo clean distclean lock
 
 all: test
 
 deps: apt venv
 
 venv: $(STAMP)
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@$(PY) -m pip install --quiet --upgrade pip
-	@echo "==> installing Python packages into $(VENV) (first time: about a minute)"
-	@$(PY) -m pip install --quiet -e '.[dev]'
+	@echo "==> installing Python packages into $(VENV) within the lock constraints.txt (first time: about a minute)"
+	@$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
+
+# Re-resolve the lock after changing a dependency in pyproject.toml (keeps every pin it can).
+lock: $(STAMP)
+	$(BIN)/pip-compile --quiet --all-extras --strip-extras --no-header --no-emit-find-links \
+	  --output-file constraints.txt pyproject.toml
+	@sed -i '/^ght-socle @ /d' constraints.txt
 
 apt:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

@@ -12,12 +12,12 @@ import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-import openstack
-from openstack.connection import Connection
-from openstack.identity.v3._proxy import Proxy as IdentityV3
-from openstack.image.v2._proxy import Proxy as ImageV2
+if TYPE_CHECKING:  # the OpenStack SDK is the `cloud` extra: imported when a cloud is really reached
+    from openstack.connection import Connection
+    from openstack.identity.v3._proxy import Proxy as IdentityV3
+    from openstack.image.v2._proxy import Proxy as ImageV2
 
 from ght_socle.cloud.layout import Layout
 from ght_socle.cloud.render import EXTERNAL_PHYSNET, Secrets
@@ -38,6 +38,8 @@ API_TIMEOUT_SECONDS = 300
 
 def connect(identity_url: str, username: str, password: str, project: str, region: str) -> Connection:
     """A connection from explicit values only (neither clouds.yaml nor OS_* of the caller)."""
+    import openstack
+
     return openstack.connect(load_yaml_config=False, load_envvars=False, auth_type="password",
                              auth={"auth_url": identity_url, "username": username, "password": password,
                                    "project_name": project, "user_domain_name": "Default",
@@ -48,11 +50,11 @@ def connect(identity_url: str, username: str, password: str, project: str, regio
 
 def _identity(conn: Connection) -> IdentityV3:
     # connect() asks for identity v3 and image v2 (the SDK types its proxies as the union of versions).
-    return cast(IdentityV3, conn.identity)
+    return cast("IdentityV3", conn.identity)
 
 
 def _image(conn: Connection) -> ImageV2:
-    return cast(ImageV2, conn.image)
+    return cast("ImageV2", conn.image)
 
 
 def register_services(conn: Connection, services: tuple[ApiService, ...], passwords: Secrets,

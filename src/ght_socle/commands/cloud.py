@@ -11,7 +11,6 @@ import argparse
 import signal
 import sys
 
-from ght_socle.cloud import manager
 from ght_socle.cloud.layout import CLOUD_NAME, Layout
 from ght_socle.output import add_format_option, print_json, progress, table
 
@@ -46,6 +45,8 @@ def _terminate(signum: int, _frame: object) -> None:
 
 
 def _up(args: argparse.Namespace) -> int:
+    from ght_socle.cloud import manager  # the OpenStack SDK (`cloud` extra), only when a cloud is managed
+
     signal.signal(signal.SIGTERM, _terminate)
     layout = Layout.default()
     result = manager.up(progress, control_plane=args.control_plane, layout=layout)
@@ -65,6 +66,8 @@ def _print_rows(rows: list[dict[str, object]]) -> None:
 
 
 def _status(args: argparse.Namespace) -> int:
+    from ght_socle.cloud import manager  # the OpenStack SDK (`cloud` extra), only when a cloud is managed
+
     layout = Layout.default()
     state = manager.require_state(layout)
     rows = manager.status(layout)
@@ -85,6 +88,8 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
+    from ght_socle.cloud import manager  # the OpenStack SDK (`cloud` extra), only when a cloud is managed
+
     if manager.down(progress, purge=args.purge):
         what = "and state removed" if args.purge else f"(state kept in {Layout.default().root})"
         print(f"cloud down: every process stopped {what}")
