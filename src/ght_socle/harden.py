@@ -203,6 +203,9 @@ def ansible_settings(forks: int, *, use_mitogen: bool) -> tuple[dict[str, str], 
         # firewall, audit rules): otherwise the next run finds the files unchanged, notifies nothing,
         # and the host stays configured on disk but not live.
         "ANSIBLE_FORCE_HANDLERS": "True",
+        # The PSSI variables are the extra vars computed from the catalog in use: the checkout's vars
+        # plugin (ght.socle.pssi, for plain ansible-playbook runs) would only compute them again.
+        "ANSIBLE_VARS_ENABLED": "host_group_vars",
     }
     strategy = "linear"
     strategy_dir = mitogen_strategy_dir() if use_mitogen else None
