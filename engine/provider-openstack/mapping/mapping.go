@@ -244,5 +244,9 @@ func configFromEnvironment() map[string]*tfbridge.SchemaInfo {
 	return config
 }
 
-// resourceFields: property names where the SDK departs from the bridge's derived name.
-var resourceFields = map[string]map[string]*tfbridge.SchemaInfo{}
+// resourceFields: property names where the SDK departs from the name the bridge derives
+// (camelCase of the Terraform name, plural for a list). The engine tests compare every property.
+var resourceFields = map[string]map[string]*tfbridge.SchemaInfo{
+	// "outputs" would clash with the resource's own outputs in the SDKs; the SDK sends StackOutputs.
+	"openstack_orchestration_stack_v1": {"outputs": {Name: "StackOutputs"}},
+}

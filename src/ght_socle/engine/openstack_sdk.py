@@ -10,7 +10,8 @@ shape, so its surface is read with :mod:`ast` (nothing is imported, nothing is r
 * a function calls ``pulumi.runtime.invoke("<token>", __args__, typ=<Result>)``; the keys it sets
   in ``__args__`` are its arguments, the getters of ``<Result>`` its results;
 * an object type is a class of a module's ``_inputs.py`` (``<Type>Args``) or ``outputs.py``;
-* the provider's settings are the getters of ``ProviderArgs``.
+* the provider's settings are the getters of ``ProviderArgs``; its methods call
+  ``pulumi.runtime.call("<token>", ...)``.
 
 A property name is the getter's ``name=`` (the wire name, camelCase), else the Python name; a
 property is a list when its annotation holds ``Sequence[``. The build hands the token list to the
@@ -68,6 +69,7 @@ class SdkSurface:
     # (token module, type name) -> shape of the object type, from _inputs.py (…Args) or outputs.py
     object_types: dict[tuple[str, str], list[Shape]] = field(default_factory=dict)
     provider_settings: Shape = field(default_factory=lambda: Shape({}))
+    methods: set[str] = field(default_factory=set)  # provider methods, e.g. pulumi:providers:openstack/terraformConfig
 
     def tokens_json(self) -> str:
         """The token list the Go mapping reads (sdk-tokens.json)."""
@@ -133,6 +135,13 @@ def _invoke(function: ast.FunctionDef) -> tuple[str, str | None] | None:
     return None
 
 
+def _calls(tree: ast.Module) -> set[str]:
+    """Tokens of the ``pulumi.runtime.call`` a module makes (methods of resources and of the provider)."""
+    return {token for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and ast.unparse(node.func) == "pulumi.runtime.call"
+            and (token := _string_argument(node)) is not None}
+
+
 def _arguments(function: ast.FunctionDef) -> set[str]:
     keys: set[str] = set()
     for node in ast.walk(function):
@@ -156,6 +165,7 @@ def read_surface(root: Path | None = None) -> SdkSurface:
         module = _python_module(path, root)
         tree = ast.parse(path.read_text(), filename=str(path))
         classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
+        surface.methods |= _calls(tree)
         for name, cls in classes.items():
             if path.name in ("_inputs.py", "outputs.py"):
                 type_name = name.removesuffix("Args") if path.name == "_inputs.py" else name
