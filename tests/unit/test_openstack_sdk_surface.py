@@ -19,6 +19,9 @@ SMALL_SDK = {
             @property
             @pulumi.getter(name="authUrl")
             def auth_url(self) -> Optional[pulumi.Input[str]]: ...
+        class Provider(pulumi.ProviderResource):
+            def terraform_config(__self__):
+                return pulumi.runtime.call('pulumi:providers:openstack/terraformConfig', {}, res=__self__)
         """,
     "networking/network.py": """
         import pulumi
@@ -79,6 +82,7 @@ def test_the_rules_read_a_small_sdk(tmp_path: Path) -> None:
     assert surface.function_of("networking", "get_network_output") == lookup
     assert surface.object_types[("networking", "NetworkSegment")][0].names == {"segmentationId"}
     assert surface.provider_settings.names == {"authUrl"}
+    assert surface.methods == {"pulumi:providers:openstack/terraformConfig"}
     assert json.loads(surface.tokens_json()) == {
         "version": "9.9.9", "resources": ["openstack:networking/network:Network"],
         "functions": ["openstack:networking/getNetwork:getNetwork"]}

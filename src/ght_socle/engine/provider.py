@@ -57,7 +57,7 @@ class ProviderPlugin:
     binary: Path
     source: str  # "cache" or "built"
     build: BuildFigures | None = None
-    unmapped: str = ""  # what openstack-schema reported as left out
+    unmapped: dict[str, list[str]] | None = None  # Terraform names the SDK has no token for, left out
 
 
 def module_dir() -> Path:
@@ -100,18 +100,8 @@ def reported_version(binary: Path) -> str | None:
     return result.stdout.strip() if result.returncode == 0 else None
 
 
-def find_plugin() -> ProviderPlugin | None:
-    """A built plugin of the pinned version in the cache (any build key), if there is one."""
-    root = cache_root()
-    if root.is_dir():
-        for candidate in sorted(root.glob(f"{PLUGIN_BINARY}-v{OPENSTACK_VERSION}-*/bin/{PLUGIN_BINARY}")):
-            if reported_version(candidate) == OPENSTACK_VERSION:
-                return ProviderPlugin(candidate, "cache")
-    return None
-
-
-def ensure_plugin(progress: Progress) -> ProviderPlugin:
-    """The plugin for the installed SDK, built first unless the cache has this build key."""
+def _current_target() -> tuple[str, str, Path]:
+    """The Go command, the SDK's token list and the cache directory of the build they make."""
     if not (module_dir() / "go.mod").is_file():
         raise ConfigError("the provider plugin's Go module is missing: run from a ght-socle checkout "
                           "(or set SOCLE_ROOT to one)", file=module_dir() / "go.mod")
@@ -121,7 +111,20 @@ def ensure_plugin(progress: Progress) -> ProviderPlugin:
                           f"{OPENSTACK_VERSION} (reinstall: make venv)", file=paths.project_root() / "pyproject.toml")
     go = go_command()
     sdk_tokens = surface.tokens_json()
-    target = cache_root() / build_key(go, sdk_tokens)
+    return go, sdk_tokens, cache_root() / build_key(go, sdk_tokens)
+
+
+def find_plugin() -> ProviderPlugin | None:
+    """The plugin built from the current module and SDK, if the cache has it (an older build is not it)."""
+    binary = _current_target()[2] / "bin" / PLUGIN_BINARY
+    if binary.is_file() and reported_version(binary) == OPENSTACK_VERSION:
+        return ProviderPlugin(binary, "cache")
+    return None
+
+
+def ensure_plugin(progress: Progress) -> ProviderPlugin:
+    """The plugin for the installed SDK, built first unless the cache has this build key."""
+    go, sdk_tokens, target = _current_target()
     binary = target / "bin" / PLUGIN_BINARY
     if binary.is_file() and reported_version(binary) == OPENSTACK_VERSION:
         progress(f"==> {PLUGIN_BINARY} {OPENSTACK_VERSION} already built: {binary}")
@@ -186,7 +189,8 @@ def build_plugin(go: str, target: Path, sdk_tokens: str, progress: Progress) -> 
         if generated.returncode != 0:
             last = (generated.stderr.strip().splitlines() or ["no output"])[-1]
             raise SocleError(f"openstack-schema failed (exit {generated.returncode}): {last}", file=module)
-        unmapped = "\n".join(line for line in generated.stderr.splitlines() if line.startswith("unmapped "))
+        unmapped = {kind: names.split() for line in generated.stderr.splitlines() if line.startswith("unmapped ")
+                    for kind, names in [line.removeprefix("unmapped ").split(":", 1)]}
         overlay = staging / "overlay.json"
         plugin_dir = module / PLUGIN_PACKAGE
         overlay.write_text(json.dumps({"Replace": {str((plugin_dir / name).resolve()): str(staging / name)
@@ -196,6 +200,7 @@ def build_plugin(go: str, target: Path, sdk_tokens: str, progress: Progress) -> 
                              ["-overlay", str(overlay), "-ldflags", f"-s -w -X main.version={OPENSTACK_VERSION}"],
                              progress, "plugin")
         generator.unlink()
+        overlay.unlink()
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -205,11 +210,14 @@ def build_plugin(go: str, target: Path, sdk_tokens: str, progress: Progress) -> 
         peak_rss_mib=round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
         packages_compiled=compiled, binary_mib=round(binary.stat().st_size / 2**20, 1))
     (staging / MANIFEST).write_text(json.dumps({"openstack": OPENSTACK_VERSION, "build": asdict(figures),
-                                                "unmapped": unmapped.splitlines()}, indent=2))
+                                                "unmapped": unmapped}, indent=2))
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
     progress(f"    built in {seconds / 60:.1f} min, peak memory {figures.peak_rss_mib:.0f} MiB, "
              f"plugin {figures.binary_mib:.0f} MiB")
+    for kind, names in unmapped.items():
+        if names:
+            progress(f"    left out (the SDK has no token for these {kind}): {' '.join(names)}")
     return ProviderPlugin(target / "bin" / PLUGIN_BINARY, "built", figures, unmapped)
 
 
