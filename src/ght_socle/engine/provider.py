@@ -16,6 +16,7 @@ so a run with automatic plugin downloads off finds it.
 
 from __future__ import annotations
 
+import filecmp
 import hashlib
 import json
 import os
@@ -232,13 +233,23 @@ def installed_version(engine: Engine, env: dict[str, str]) -> str | None:
     return OPENSTACK_VERSION if OPENSTACK_VERSION in versions else (versions[0] if versions else None)
 
 
+def installed_binary(env: dict[str, str]) -> Path:
+    """Where ``pulumi plugin install`` puts the plugin in the PULUMI_HOME of ``env``."""
+    return Path(env["PULUMI_HOME"]) / "plugins" / f"resource-openstack-v{OPENSTACK_VERSION}" / PLUGIN_BINARY
+
+
 def install_plugin(engine: Engine, plugin: ProviderPlugin, env: dict[str, str], progress: Progress) -> None:
-    """Put the plugin into ``$PULUMI_HOME/plugins`` (of ``env``) unless this version is there already."""
-    if installed_version(engine, env) == OPENSTACK_VERSION:
+    """Put the plugin into ``$PULUMI_HOME/plugins`` (of ``env``) unless that very binary is there already.
+
+    A plugin of the same version from an earlier build (another build key) is replaced: the engine
+    knows plugins by version only, so it would keep running the old one.
+    """
+    installed = installed_binary(env)
+    if installed.is_file() and filecmp.cmp(installed, plugin.binary, shallow=False):
         progress(f"==> resource plugin openstack {OPENSTACK_VERSION} already installed in {env['PULUMI_HOME']}")
         return
     command = [str(engine.pulumi), "plugin", "install", "resource", "openstack", OPENSTACK_VERSION,
-               "--file", str(plugin.binary)]
+               "--file", str(plugin.binary), "--reinstall"]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)
     if result.returncode != 0:
         raise SocleError(f"pulumi plugin install failed: {(result.stderr.strip().splitlines() or ['no output'])[-1]}")
