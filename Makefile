@@ -45,9 +45,11 @@ apt:
 	fi
 
 # The real Pulumi CLI at the pinned version, built from Go modules into ~/.cache/ght-socle/engine
-# (first time 10-25 min on 2 cores; then seconds). docs/engine.md.
+# (first time 10-25 min on 2 cores; then seconds), then the project's OpenStack provider plugin
+# (first time 15-30 min), installed into the engine's PULUMI_HOME. docs/engine.md.
 engine: venv
 	$(BIN)/socle engine build
+	$(PY) -m ght_socle.engine.provider
 
 lint: venv
 	$(BIN)/ruff check src tests bench stacks policies plugins

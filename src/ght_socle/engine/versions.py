@@ -32,16 +32,13 @@ class Unbuildable:
     consequence: str
 
 
-# Both modules answer 403 on every release pseudo-version (see docs/engine.md "What is missing").
+# The module answers 403 on every release pseudo-version (see docs/engine.md "What is missing").
+# The OpenStack provider's module is refused too, but the project builds its own plugin from the
+# parts the proxy serves (engine/provider-openstack, ght_socle.engine.provider).
 UNBUILDABLE = (
     Unbuildable(
         name="pulumi-language-python",
         module="github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3",
         reason="the Go module proxy serves no version of the Python language host module",
         consequence="the CLI cannot run a Python program (pulumi preview/up of the stacks, policy packs)"),
-    Unbuildable(
-        name="pulumi-resource-openstack",
-        module="github.com/pulumi/pulumi-openstack/provider/v5",
-        reason="the Go module proxy serves no commit of the OpenStack provider module",
-        consequence="no OpenStack resource can be previewed or deployed with this engine"),
 )
