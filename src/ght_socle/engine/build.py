@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import IO
 
 from ght_socle import paths
-from ght_socle.engine.versions import BUILD_TAGS, CLI, ENGINE_PARTS, PULUMI_VERSION, VERSION_SYMBOL, EnginePart
+from ght_socle.engine.versions import BUILD_TAGS, CLI, ENGINE_PARTS, PULUMI_VERSION, EnginePart
 from ght_socle.errors import ConfigError, SocleError, ToolMissingError
 
 Progress = Callable[[str], None]
@@ -109,7 +109,7 @@ def _run(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> st
 
 
 def _key_prefix(part: EnginePart) -> str:
-    return f"{part.binary}-v{PULUMI_VERSION}-"
+    return f"{part.binary}-{part.version}-"
 
 
 def build_key(go: str, part: EnginePart = CLI) -> str:
@@ -263,7 +263,7 @@ def build_part(part: EnginePart, go: str, target: Path, progress: Progress) -> B
     (staging / "bin").mkdir(parents=True)
     binary = staging / "bin" / part.binary
     command = [go, "build", "-v", "-trimpath", "-tags", BUILD_TAGS,
-               "-ldflags", f"-s -w -X {VERSION_SYMBOL}={part.version}",
+               "-ldflags", f"-s -w -X {part.version_symbol}={part.version}",
                "-o", str(binary), part.package]
     started = time.monotonic()
     next_report = started + PROGRESS_EVERY_SECONDS

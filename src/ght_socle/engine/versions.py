@@ -36,9 +36,10 @@ class EnginePart:
     binary: str  # file name of the built binary
     module_dir: str
     package: str  # Go package to build, from the wrapper module
-    version: str  # what the binary reports, injected with -ldflags -X VERSION_SYMBOL
+    version: str  # what the binary reports, injected with -ldflags -X <version_symbol>
     version_args: tuple[str, ...]  # how the binary is asked its version
     extra_files: tuple[ModuleFile, ...] = ()  # placed beside the binary
+    version_symbol: str = VERSION_SYMBOL  # a provider plugin has its own
     # Pulumi looks for its language hosts beside its own binary first: such a part is linked there.
     beside_cli: bool = False
 
