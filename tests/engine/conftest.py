@@ -7,16 +7,14 @@ not skipped): run `make engine`.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
-from engine_workspace import Workspace
+from engine_workspace import Workspace, open_workspace
 
 from ght_socle import paths
-from ght_socle.engine import Engine, EngineSettings, engine_environment, find_engine
+from ght_socle.engine import Engine, find_engine
 from ght_socle.engine.versions import PULUMI_VERSION
 
 ROOT = paths.project_root()
@@ -37,15 +35,4 @@ def workspace(tmp_path: Path, engine: Engine) -> Workspace:
     shutil.copy(ROOT / "stacks" / "__main__.py", root / "stacks" / "__main__.py")
     shutil.copytree(ROOT / "stacks" / "config", root / "stacks" / "config")
     shutil.copytree(ROOT / "policies", root / "policies")
-    settings = EngineSettings.resolve(state=tmp_path / "state")
-    env = {**os.environ, **engine_environment(engine, settings), "SOCLE_ROOT": str(root),
-           "SOCLE_PULUMI_STATE": str(settings.state), "PULUMI_CONFIG_PASSPHRASE_FILE": str(settings.passphrase_file)}
-
-    def run(*command: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(list(command), cwd=root, env=env, input=stdin, capture_output=True, text=True,
-                                check=False, timeout=300)
-        if check:
-            assert result.returncode == 0, result.stderr
-        return result
-
-    return Workspace(root=root, env=env, run=run)
+    return open_workspace(root, tmp_path / "state", engine)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 from engine_workspace import Workspace
 
 from ght_socle.engine import Engine
-from ght_socle.engine.versions import PULUMI_VERSION
+from ght_socle.engine.versions import LANGUAGE_PYTHON, PULUMI_VERSION
 
 
 def test_pulumi_version_is_the_pinned_one(engine: Engine, workspace: Workspace) -> None:
@@ -23,3 +25,13 @@ def test_engine_env_prints_export_lines(workspace: Workspace) -> None:
     names = {line.split("=", 1)[0].removeprefix("export ") for line in result.stdout.splitlines()}
     assert {"PATH", "PULUMI_HOME", "PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE_FILE",
             "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION", "PULUMI_SKIP_UPDATE_CHECK"} <= names
+
+
+def test_engine_status_shows_the_language_host_beside_the_cli(engine: Engine, workspace: Workspace) -> None:
+    result = workspace.run(workspace.env["PULUMI_PYTHON_CMD"], "-m", "ght_socle.cli", "engine", "status",
+                           "--format", "json")
+    parts = {part["name"]: part for part in json.loads(result.stdout)["parts"]}
+    host = parts[LANGUAGE_PYTHON.binary]
+    assert host["version"] == f"v{PULUMI_VERSION}+ght-socle"
+    assert host["path"] == str(engine.bin_dir / LANGUAGE_PYTHON.binary)
+    assert LANGUAGE_PYTHON.binary not in {p["name"] for p in json.loads(result.stdout)["not_buildable"]}

@@ -81,6 +81,7 @@ def test_resource_policy_validate_reports_and_passes(pack_policies: dict[str, An
     assert isinstance(all_ports, ResourceValidationPolicy)
     messages = _validate(all_ports, t.SECGROUP_RULE, {**SSH_WORLD, "portRangeMin": None, "portRangeMax": None})
     assert len(messages) == 1 and "every port" in messages[0] and "Fix:" in messages[0]
+    assert messages[0].startswith(f"{implemented_policies()['net-no-all-ports-rule']}: ")  # the PSSI rule ID
     assert _validate(all_ports, t.SECGROUP_RULE, SSH_WORLD) == []
     # Another type is ignored by the wrapper.
     assert _validate(all_ports, t.NETWORK, {"name": "n"}) == []

@@ -8,7 +8,7 @@ from importlib.metadata import version
 
 from ght_socle import paths
 from ght_socle.engine.build import module_dir
-from ght_socle.engine.versions import OPENSTACK_VERSION, POLICY_SDK_VERSION, PULUMI_VERSION
+from ght_socle.engine.versions import ENGINE_PARTS, OPENSTACK_VERSION, POLICY_SDK_VERSION, PULUMI_VERSION
 
 PINS = {"pulumi": PULUMI_VERSION, "pulumi-openstack": OPENSTACK_VERSION, "pulumi-policy": POLICY_SDK_VERSION}
 
@@ -30,3 +30,13 @@ def test_go_wrapper_module_requires_the_cli_and_sdk_at_the_pinned_version() -> N
         assert re.search(rf"^\s*{re.escape(module)} v{re.escape(PULUMI_VERSION)}\b", go_mod, re.MULTILINE), module
     assert "tool github.com/pulumi/pulumi/pkg/v3/cmd/pulumi" in go_mod
     assert (module_dir() / "go.sum").stat().st_size > 0
+
+
+def test_every_engine_part_builds_on_the_pinned_sdk() -> None:
+    # The language host speaks the CLI's protocol only when both are built from the same sdk/v3.
+    for part in ENGINE_PARTS:
+        go_mod = (module_dir(part) / "go.mod").read_text()
+        pin = rf"^\s*github\.com/pulumi/pulumi/sdk/v3 v{re.escape(PULUMI_VERSION)}(\s|$)"
+        assert re.search(pin, go_mod, re.MULTILINE), part.binary
+        assert part.version.startswith(f"v{PULUMI_VERSION}"), part.binary
+        assert (module_dir(part) / "go.sum").stat().st_size > 0, part.binary

@@ -1,6 +1,7 @@
 """``socle engine``: the real Pulumi engine next to the offline plan.
 
-``build`` finds or builds the pinned Pulumi CLI (``make engine``), ``status`` says what is there
+``build`` finds or builds the pinned Pulumi CLI and the project's Python language host
+(``make engine``), ``status`` says what is there
 and what is missing, ``env`` prints the export lines to use ``pulumi`` by hand, ``set-psk`` stores
 a site's IPsec pre-shared key as an encrypted stack secret.
 """
@@ -20,7 +21,15 @@ from ght_socle import paths
 from ght_socle.config import config_key
 from ght_socle.engine import EngineSettings, engine_environment, ensure_engine, find_engine
 from ght_socle.engine.build import Engine, cache_root
-from ght_socle.engine.versions import OPENSTACK_VERSION, POLICY_SDK_VERSION, PULUMI_VERSION, UNBUILDABLE
+from ght_socle.engine.versions import (
+    CLI,
+    ENGINE_PARTS,
+    OPENSTACK_VERSION,
+    POLICY_SDK_VERSION,
+    PULUMI_VERSION,
+    UNBUILDABLE,
+    EnginePart,
+)
 from ght_socle.errors import ConfigError, SocleError, ToolMissingError
 from ght_socle.output import add_format_option, print_json, progress
 from ght_socle.plan import load_project
@@ -34,7 +43,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                     "($SOCLE_ENGINE_CACHE), state and passphrase outside the checkout (docs/engine.md).")
     actions = parser.add_subparsers(dest="engine_action", metavar="ACTION")
     actions.required = True
-    build = actions.add_parser("build", help="use or build the pinned CLI (long the first time; make engine)")
+    build = actions.add_parser("build", help="use or build the pinned CLI and the Python language host "
+                                             "(long the first time; make engine)")
     build.set_defaults(handler=_build)
     status = actions.add_parser("status", help="versions, where the CLI is, what cannot be built here")
     add_format_option(status)
@@ -60,6 +70,8 @@ def _require_engine() -> Engine:
 def _build(args: argparse.Namespace) -> int:
     engine = ensure_engine(progress)
     print(f"pulumi v{PULUMI_VERSION}: {engine.pulumi} ({engine.source})")
+    for plugin in engine.plugins:
+        print(f"{plugin.part.binary} {plugin.part.version}: {plugin.path} ({plugin.source})")
     for part in UNBUILDABLE:
         print(f"not built: {part.name} ({part.module}): {part.reason}; so {part.consequence}")
     print("Next: eval \"$(socle engine env)\" to use this pulumi by hand; `socle plan` needs none of it.")
@@ -72,6 +84,7 @@ def _status(args: argparse.Namespace) -> int:
     report: dict[str, Any] = {
         "pulumi": {"version": PULUMI_VERSION, "path": str(engine.pulumi) if engine else None,
                    "source": engine.source if engine else None},
+        "parts": [_part_status(engine, part) for part in ENGINE_PARTS if part is not CLI],
         "pins": {"pulumi": PULUMI_VERSION, "pulumi-policy": POLICY_SDK_VERSION, "pulumi-openstack": OPENSTACK_VERSION},
         "cache": str(cache_root()),
         "state": str(settings.state), "backend": settings.backend_url,
@@ -83,11 +96,20 @@ def _status(args: argparse.Namespace) -> int:
     else:
         where = f"{engine.pulumi} ({engine.source})" if engine else "not built: run `make engine`"
         print(f"pulumi v{PULUMI_VERSION}: {where}")
+        for part in report["parts"]:
+            print(f"{part['name']} {part['version']}: {part['path'] or 'not built: run `make engine`'}")
         print(f"state: {settings.state}  backend: {settings.backend_url}")
         print(f"passphrase file: {settings.passphrase_file}")
         for part in UNBUILDABLE:
             print(f"not buildable here: {part.name}: {part.reason}")
-    return 0 if engine else 1
+    complete = engine is not None and not engine.missing()
+    return 0 if complete else 1
+
+
+def _part_status(engine: Engine | None, part: EnginePart) -> dict[str, str | None]:
+    found = next((p for p in engine.plugins if p.part == part), None) if engine else None
+    return {"name": part.binary, "version": part.version, "path": str(found.path) if found else None,
+            "module": f"engine/{part.module_dir}"}
 
 
 def _env(args: argparse.Namespace) -> int:

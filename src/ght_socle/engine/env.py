@@ -65,7 +65,7 @@ def engine_environment(engine: Engine, settings: EngineSettings) -> dict[str, st
     # The Python SDK and the project's packages: the interpreter running this code (the project venv).
     python_bin = str(Path(sys.executable).parent)
     return {
-        "PATH": os.pathsep.join([str(engine.bin_dir), python_bin, os.environ.get("PATH", "")]),
+        "PATH": os.pathsep.join([*map(str, engine.bin_dirs), python_bin, os.environ.get("PATH", "")]),
         "PULUMI_HOME": str(settings.state / "home"),
         "PULUMI_BACKEND_URL": settings.backend_url,
         "PULUMI_CONFIG_PASSPHRASE_FILE": str(settings.passphrase_file),

@@ -68,8 +68,11 @@ def stack_config() -> dict[str, Any]:
     return {k: ("[secret]" if k in secret_keys else v) for k, v in values.items()}
 
 
-def _message(violation: Violation) -> str:
-    return f"{violation.message}. Fix: {violation.fix}" if violation.fix else violation.message
+def _message(policy: Policy, violation: Violation) -> str:
+    # The CLI's report shows a violation's policy name and message, not its display name nor its tags:
+    # the message names the PSSI rule, which the catalog and the waivers are keyed by.
+    text = f"{policy.rule_id}: {violation.message}"
+    return f"{text}. Fix: {violation.fix}" if violation.fix else text
 
 
 def _context(catalog: Catalog, policy: Policy) -> PolicyContext:
@@ -119,14 +122,14 @@ def _resource_validate(catalog: Catalog, policy: Policy) -> Callable[[ResourceVa
         if not types and args.resource_type.startswith(("ght:", "pulumi:")):
             return
         for violation in policy.run(resource_from_args(args), _context(catalog, policy)):
-            report_violation(_message(violation), None)
+            report_violation(_message(policy, violation), None)
     return validate
 
 
 def _stack_validate(catalog: Catalog, policy: Policy) -> Callable[[StackValidationArgs, ReportViolation], None]:
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
         for violation in policy.run(stack_from_args(args), _context(catalog, policy)):
-            report_violation(_message(violation), violation.resource.urn if violation.resource else None)
+            report_violation(_message(policy, violation), violation.resource.urn if violation.resource else None)
     return validate
 
 
