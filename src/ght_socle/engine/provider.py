@@ -277,7 +277,7 @@ def main() -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     say(f"{PLUGIN_BINARY} {OPENSTACK_VERSION}: {plugin.binary} ({plugin.source})")
-    say("Next: eval \"$(socle engine env)\"; pulumi plugin ls lists it; pulumi preview needs the Python language host.")
+    say("Next: eval \"$(socle engine env)\"; pulumi plugin ls lists it; pulumi preview of a program uses it.")
     return 0
 
 
