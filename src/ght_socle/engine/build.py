@@ -236,6 +236,29 @@ def _watch_compiles(stream: IO[str], counter: list[int]) -> None:
         counter[0] += 1
 
 
+def go_build_with_progress(command: list[str], module: Path, env: dict[str, str], total: int,
+                           progress: Progress) -> tuple[int, int]:
+    """Run a ``go build -v`` command, reporting every 20 s how many of ``total`` packages it compiled.
+
+    Returns the exit status and the number of packages compiled.
+    """
+    started = time.monotonic()
+    next_report = started + PROGRESS_EVERY_SECONDS
+    compiled = [0]
+    with subprocess.Popen(command, cwd=module, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                          text=True) as process:
+        assert process.stderr is not None  # stderr=PIPE
+        watcher = threading.Thread(target=_watch_compiles, args=(process.stderr, compiled), daemon=True)
+        watcher.start()
+        while process.poll() is None:
+            time.sleep(1.0)
+            if time.monotonic() >= next_report:
+                next_report += PROGRESS_EVERY_SECONDS
+                progress(f"    {(time.monotonic() - started) / 60:4.1f} min: {compiled[0]}/{total} packages compiled")
+        watcher.join(timeout=5)
+    return process.returncode, compiled[0]
+
+
 def _module_file(go: str, part: EnginePart, module: str, path: str, env: dict[str, str]) -> Path:
     """A file of a Go module the part's wrapper module requires, from the module cache."""
     root = _run([go, "list", "-m", "-f", "{{.Dir}}", module], module_dir(part), env).strip()
@@ -266,24 +289,11 @@ def build_part(part: EnginePart, go: str, target: Path, progress: Progress) -> B
                "-ldflags", f"-s -w -X {part.version_symbol}={part.version}",
                "-o", str(binary), part.package]
     started = time.monotonic()
-    next_report = started + PROGRESS_EVERY_SECONDS
-    compiled = [0]
-    with subprocess.Popen(command, cwd=module, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                          text=True) as process:
-        assert process.stderr is not None  # stderr=PIPE
-        watcher = threading.Thread(target=_watch_compiles, args=(process.stderr, compiled), daemon=True)
-        watcher.start()
-        while process.poll() is None:
-            time.sleep(1.0)
-            if time.monotonic() >= next_report:
-                next_report += PROGRESS_EVERY_SECONDS
-                elapsed = time.monotonic() - started
-                progress(f"    {elapsed / 60:4.1f} min: {compiled[0]}/{total} packages compiled")
-        watcher.join(timeout=5)
+    returncode, compiled = go_build_with_progress(command, module, env, total, progress)
     seconds = time.monotonic() - started
-    if process.returncode != 0:
+    if returncode != 0:
         shutil.rmtree(staging, ignore_errors=True)
-        raise SocleError(f"go build of {part.package} failed (exit {process.returncode}); rerun `go build -v "
+        raise SocleError(f"go build of {part.package} failed (exit {returncode}); rerun `go build -v "
                          f"{part.package}` in that directory to see the compiler's message", file=module)
     for extra in part.extra_files:
         # Files of the module cache are read-only; the copy gets the mode of an executable script.
@@ -293,7 +303,7 @@ def build_part(part: EnginePart, go: str, target: Path, progress: Progress) -> B
     figures = BuildFigures(
         seconds=round(seconds, 1),
         peak_rss_mib=round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1),
-        packages_compiled=compiled[0], binary_mib=round(binary.stat().st_size / 2**20, 1))
+        packages_compiled=compiled, binary_mib=round(binary.stat().st_size / 2**20, 1))
     manifest = {"part": part.binary, "version": part.version, "pulumi": PULUMI_VERSION, "build": asdict(figures)}
     (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
     shutil.rmtree(target, ignore_errors=True)

@@ -24,20 +24,18 @@ import resource
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO
 
 from ght_socle import paths
 from ght_socle.engine.build import (
-    PROGRESS_EVERY_SECONDS,
     BuildFigures,
     Engine,
     Progress,
     cache_root,
     find_engine,
+    go_build_with_progress,
     go_command,
 )
 from ght_socle.engine.env import EngineSettings, engine_environment
@@ -133,12 +131,6 @@ def ensure_plugin(progress: Progress) -> ProviderPlugin:
     return build_plugin(go, target, sdk_tokens, progress)
 
 
-def _count_lines(stream: IO[str], counter: list[int]) -> None:
-    # `go build -v` names each package on stderr as it compiles it.
-    for _line in stream:
-        counter[0] += 1
-
-
 def _compile(go: str, package: str, output: Path, env: dict[str, str], extra: list[str],
              progress: Progress, what: str) -> int:
     """``go build`` one package of the module with the release flags; returns the packages compiled."""
@@ -146,24 +138,11 @@ def _compile(go: str, package: str, output: Path, env: dict[str, str], extra: li
     total = len(_go(go, ["list", "-deps", *extra, package], module, env).split())
     progress(f"    {what}: {total} packages")
     command = [go, "build", "-v", "-trimpath", "-tags", BUILD_TAGS, *extra, "-o", str(output), package]
-    started = time.monotonic()
-    next_report = started + PROGRESS_EVERY_SECONDS
-    compiled = [0]
-    with subprocess.Popen(command, cwd=module, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                          text=True) as process:
-        assert process.stderr is not None  # stderr=PIPE
-        watcher = threading.Thread(target=_count_lines, args=(process.stderr, compiled), daemon=True)
-        watcher.start()
-        while process.poll() is None:
-            time.sleep(1.0)
-            if time.monotonic() >= next_report:
-                next_report += PROGRESS_EVERY_SECONDS
-                progress(f"    {(time.monotonic() - started) / 60:4.1f} min: {compiled[0]}/{total} packages compiled")
-        watcher.join(timeout=5)
-    if process.returncode != 0:
-        raise SocleError(f"go build of {package} failed (exit {process.returncode}); rerun `go build {package}` "
+    returncode, compiled = go_build_with_progress(command, module, env, total, progress)
+    if returncode != 0:
+        raise SocleError(f"go build of {package} failed (exit {returncode}); rerun `go build {package}` "
                          "in that directory to see the compiler's message", file=module)
-    return compiled[0]
+    return compiled
 
 
 def build_plugin(go: str, target: Path, sdk_tokens: str, progress: Progress) -> ProviderPlugin:
