@@ -9,6 +9,7 @@ generated file).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -29,7 +30,10 @@ description:
     C(vars_plugins_enabled = host_group_vars, ght.socle.pssi) in ansible.cfg.
 options:
   catalog_dir:
-    description: The catalog directory (C(policies/catalog) of the GHT's ght-socle checkout).
+    description:
+      - The catalog directory (C(policies/catalog) of the GHT's ght-socle checkout).
+      - Unset, the plugin of a checkout reads that checkout's catalog and settings; an installed collection
+        falls back to the ght-socle library's default (C($SOCLE_ROOT)).
     type: path
     env:
       - name: GHT_SOCLE_CATALOG_DIR
@@ -84,6 +88,13 @@ def _pssi_vars(catalog_dir: str | None, settings: str | None) -> dict[str, Any]:
     except ImportError as exc:
         raise AnsibleError("ght.socle.pssi: the ght-socle Python package is not importable by the Python that "
                            f"runs Ansible ({exc}); install it there (pip install <ght-socle checkout>)") from None
+    if not catalog_dir:
+        # In a checkout the plugin sits at <checkout>/plugins/vars: its catalog is the checkout's, whatever
+        # the working directory and wherever the library is installed. An installed collection has none.
+        checkout = Path(__file__).resolve().parents[2]
+        if (checkout / "policies" / "catalog").is_dir():
+            catalog_dir = str(checkout / "policies" / "catalog")
+            settings = settings or os.environ.get("SOCLE_SETTINGS") or str(checkout / "policies" / "ght-settings.yaml")
     try:
         catalog = load_catalog(Path(catalog_dir) if catalog_dir else None, Path(settings) if settings else None)
     except SocleError as exc:
