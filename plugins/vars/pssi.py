@@ -60,7 +60,6 @@ extends_documentation_fragment:
 
 
 class VarsModule(BaseVarsPlugin):
-    REQUIRES_ENABLED = True
     is_stateless = True
 
     # One catalog load per Ansible process and catalog: the plugin is called for every host and group.
