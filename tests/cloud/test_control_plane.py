@@ -9,6 +9,8 @@ import json
 import os
 import signal
 import socket
+import ssl
+from pathlib import Path
 from typing import Any
 
 import openstack
@@ -17,7 +19,7 @@ from cloud_support import Cloud, socle
 from openstack import exceptions
 from openstack.config import OpenStackConfig
 
-from ght_socle.cloud import CLOUD_NAME, client_env, clouds_yaml
+from ght_socle.cloud import CLOUD_NAME, client_env, clouds_yaml, connect_as_stacks_user
 from ght_socle.cloud import processes as cloud_processes
 from ght_socle.cloud.requirements import read_needs, stack_config_files
 from ght_socle.cloud.services import CONTROL_PLANE, GLANCE, KEYSTONE
@@ -36,13 +38,7 @@ def _from_clouds_yaml() -> Any:
 
 
 def _from_client_env() -> Any:
-    env = client_env()
-    return openstack.connect(load_yaml_config=False, load_envvars=False, auth_type="password",
-                             auth={"auth_url": env["OS_AUTH_URL"], "username": env["OS_USERNAME"],
-                                   "password": env["OS_PASSWORD"], "project_name": env["OS_PROJECT_NAME"],
-                                   "user_domain_name": env["OS_USER_DOMAIN_NAME"],
-                                   "project_domain_name": env["OS_PROJECT_DOMAIN_NAME"]},
-                             region_name=env["OS_REGION_NAME"])
+    return connect_as_stacks_user()
 
 
 def test_up_prints_how_to_use_it_and_never_the_password(cloud: Cloud) -> None:
@@ -77,7 +73,35 @@ def test_the_catalog_has_every_service_in_the_region_on_loopback(cloud: Cloud) -
     for entry in catalog:
         for endpoint in entry["endpoints"]:
             assert endpoint["region_id"] == "eu-fr-1"
-            assert endpoint["url"].startswith("http://127.0.0.1:")
+            assert endpoint["url"].startswith("https://127.0.0.1:")
+
+
+def test_every_api_is_served_over_tls_that_only_the_clouds_authority_vouches_for(cloud: Cloud) -> None:
+    trusted = ssl.create_default_context(cafile=client_env()["OS_CACERT"])
+    system_trust = ssl.create_default_context()
+    for service in CONTROL_PLANE:
+        url = service.url(service.health_path)
+        assert url.startswith("https://127.0.0.1:")
+        assert cloud_processes.http_answers(url, context=trusted), url
+        assert not cloud_processes.http_answers(url, context=system_trust), f"{url} verified without the cloud's CA"
+        assert not cloud_processes.http_answers(f"http://127.0.0.1:{service.port}{service.health_path}"), \
+            f"plain HTTP answered on {service.name}'s public port"
+    # The services' own listeners are on loopback only.
+    listening = _listening_addresses()
+    for service in CONTROL_PLANE:
+        assert listening.get(service.backend_port) == "127.0.0.1", (service.name, listening.get(service.backend_port))
+        assert listening.get(service.port) == "127.0.0.1", (service.name, listening.get(service.port))
+
+
+def _listening_addresses() -> dict[int, str]:
+    """Port -> IPv4 address of each socket in LISTEN state (/proc/net/tcp)."""
+    found = {}
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        if state == "0A":
+            address, port = local.split(":")
+            found[int(port, 16)] = socket.inet_ntoa(bytes.fromhex(address)[::-1])
+    return found
 
 
 def test_the_stacks_user_is_not_an_admin(cloud: Cloud) -> None:
@@ -90,7 +114,7 @@ def test_a_second_up_reuses_every_process(cloud: Cloud) -> None:
     _, before, _ = _status()
     result = socle("cloud", "up", "--control-plane")
     assert result.returncode == 0, result.stderr
-    assert f"(0 started, {len(CONTROL_PLANE) + 1} reused)" in result.stdout
+    assert f"(0 started, {len(CONTROL_PLANE) + 2} reused)" in result.stdout  # + MariaDB and the TLS front
     code, after, _ = _status()
     assert code == 0
     assert {p["name"]: p["pid"] for p in after["processes"]} == {p["name"]: p["pid"] for p in before["processes"]}
@@ -118,22 +142,25 @@ def test_down_leaves_no_process_and_no_listening_port(cloud: Cloud) -> None:
     assert result.returncode == 0, result.stderr
     assert all(not cloud_processes.group_members(pid) for pid in pids)
     assert not {service.port for service in CONTROL_PLANE} & cloud_processes.listening_ports()
+    assert not {service.backend_port for service in CONTROL_PLANE} & cloud_processes.listening_ports()
     assert not cloud.layout.mysql_socket.exists() or not cloud_processes.group_members(pids[0])
     code, after, _ = _status()
     assert code == 1 and after["processes"] == []
 
 
 def test_a_failed_up_stops_what_it_started(cloud: Cloud) -> None:
-    # Another program holds Glance's port: `up` starts MariaDB and Keystone, then must fail and stop both.
+    # Another program holds Glance's own port: `up` starts MariaDB, the TLS front and Keystone, then
+    # must fail and stop all three.
     with socket.socket() as squatter:
         squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        squatter.bind(("127.0.0.1", GLANCE.port))
+        squatter.bind(("127.0.0.1", GLANCE.backend_port))
         squatter.listen()
         result = socle("cloud", "up", "--control-plane")
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("socle: error:")]
-    assert errors == [f"socle: error: glance: port 127.0.0.1:{GLANCE.port} is already in use by another program"]
-    assert "stopping what it started (mariadb, keystone)" in result.stderr
+    assert errors == [f"socle: error: glance: port 127.0.0.1:{GLANCE.backend_port} is already in use by another "
+                      "program"]
+    assert "stopping what it started (mariadb, tls-front, keystone)" in result.stderr
     code, after, _ = _status()
     assert code == 1 and after["processes"] == []
     assert KEYSTONE.port not in cloud_processes.listening_ports()

@@ -13,10 +13,9 @@ import os
 import subprocess
 from pathlib import Path
 
-import openstack
 from cloud_support import Cloud
 
-from ght_socle.cloud import client_env
+from ght_socle.cloud import client_env, connect_as_stacks_user
 from ght_socle.engine import EngineSettings, engine_environment, find_engine
 from ght_socle.engine.provider import find_plugin, install_plugin
 from ght_socle.engine.versions import OPENSTACK_VERSION
@@ -29,13 +28,7 @@ def test_the_plugin_imports_ext_net_from_neutron(cloud: Cloud, tmp_path: Path) -
     assert engine is not None and plugin is not None, f"no pulumi CLI or openstack plugin {OPENSTACK_VERSION}: " \
                                                       "run `make engine`"
     credentials = client_env()
-    conn = openstack.connect(load_yaml_config=False, load_envvars=False, auth_type="password",
-                             auth={"auth_url": credentials["OS_AUTH_URL"], "username": credentials["OS_USERNAME"],
-                                   "password": credentials["OS_PASSWORD"],
-                                   "project_name": credentials["OS_PROJECT_NAME"],
-                                   "user_domain_name": credentials["OS_USER_DOMAIN_NAME"],
-                                   "project_domain_name": credentials["OS_PROJECT_DOMAIN_NAME"]},
-                             region_name=credentials["OS_REGION_NAME"])
+    conn = connect_as_stacks_user()
     ext_net = conn.network.find_network("Ext-Net", ignore_missing=False)
 
     project = tmp_path / "project"

@@ -39,6 +39,11 @@ class Layout:
         return self.root / "run"
 
     @property
+    def tls(self) -> Path:
+        """The local cloud's certificate authority and the TLS front's certificate (tls.py)."""
+        return self.root / "tls"
+
+    @property
     def state_file(self) -> Path:
         return self.root / "state.json"
 

@@ -1,8 +1,9 @@
 """``socle cloud up / status / down``: start, check and stop the local OpenStack, process by process.
 
-``up`` walks the plane: packages, MariaDB, every service's configuration, schema syncs (once per
-package version), daemons (each in its own session, pid and kernel start time recorded at once),
-health through each API, Keystone's bootstrap and catalog, then the content the stacks look up.
+``up`` walks the plane: packages, MariaDB, the TLS front (certificates, HAProxy), every service's
+configuration, schema syncs (once per package version), daemons (each in its own session, pid and
+kernel start time recorded at once), health through each API's own listener and then through the
+front over verified TLS, Keystone's bootstrap and catalog, then the content the stacks look up.
 A daemon already running with an unchanged configuration is reused, so a second ``up`` takes
 seconds. If ``up`` fails, it stops the daemons it started itself and leaves those it reused.
 """
@@ -26,7 +27,7 @@ from typing import Any
 from keystoneauth1 import exceptions as auth_exceptions
 from openstack import exceptions as sdk_exceptions
 
-from ght_socle.cloud import access, database, packages, processes, render, requirements, seed
+from ght_socle.cloud import access, database, packages, processes, render, requirements, seed, tls, tls_front
 from ght_socle.cloud.layout import Layout
 from ght_socle.cloud.processes import Daemon
 from ght_socle.cloud.services import (
@@ -156,6 +157,10 @@ def _bring_up(layout: Layout, state: CloudState, needs: requirements.StackNeeds,
         database.wait_ready(layout, lambda: processes.is_alive(mariadb))
     database.ensure_databases(layout, secrets.databases, EXTRA_GRANTS)
 
+    # The TLS front first: Keystone's bootstrap and every client go through it.
+    certificates = tls.ensure_certificates(layout)
+    _ensure_tls_front(layout, state, certificates, progress, started, reused)
+
     # Configuration: a daemon whose files changed restarts.
     values = render.context(layout, secrets, state.region)
     environment = render.template_environment()
@@ -175,15 +180,16 @@ def _bring_up(layout: Layout, state: CloudState, needs: requirements.StackNeeds,
     # Keystone: sync, start, bootstrap; the others register through it.
     _sync([KEYSTONE], layout, state, progress)
     _ensure_running([KEYSTONE], layout, state, progress, started, reused)
-    if not state.bootstrapped:
+    others = [service for service in CONTROL_PLANE if service is not KEYSTONE]
+    regions = sorted(needs.regions | {state.region})
+    fingerprint = _catalog_fingerprint(list(CONTROL_PLANE), regions, secrets)
+    # Bootstrap again when the catalog changed (it updates the identity endpoints' URLs in place).
+    if not state.bootstrapped or state.catalog_fingerprint != fingerprint:
         progress("keystone: bootstrap (admin, region, identity endpoints)")
         _bootstrap(layout, secrets, state.region)
         state.bootstrapped = True
         state.save(layout)
-    admin = seed.connect(KEYSTONE.url("/v3"), "admin", secrets.admin, "admin", state.region)
-    others = [service for service in CONTROL_PLANE if service is not KEYSTONE]
-    regions = sorted(needs.regions | {state.region})
-    fingerprint = _catalog_fingerprint(others, regions, secrets)
+    admin = seed.connect(KEYSTONE.url("/v3"), "admin", secrets.admin, "admin", state.region, certificates.authority)
     if state.catalog_fingerprint != fingerprint or "keystone" in started:
         with _api_errors("registering the services in keystone"):
             seed.register_services(admin, tuple(others), secrets, regions)
@@ -195,7 +201,7 @@ def _bring_up(layout: Layout, state: CloudState, needs: requirements.StackNeeds,
 
     progress("seeding what the stacks look up (project, user, flavors, volume types, networks, images)")
     # A new token: the first one's catalog predates the endpoints registered above.
-    admin = seed.connect(KEYSTONE.url("/v3"), "admin", secrets.admin, "admin", state.region)
+    admin = seed.connect(KEYSTONE.url("/v3"), "admin", secrets.admin, "admin", state.region, certificates.authority)
     with _api_errors("seeding"):
         source = seed.seed_stack_content(admin, needs, secrets, layout,
                                          seed.golden_or_fallback_image(_lab_root_disk()), progress)
@@ -205,7 +211,7 @@ def _bring_up(layout: Layout, state: CloudState, needs: requirements.StackNeeds,
 
 
 def _catalog_fingerprint(services: list[ApiService], regions: list[str], secrets: render.Secrets) -> str:
-    described = [[service.name, service.port, [vars(entry) for entry in service.catalog],
+    described = [[service.name, service.url(), [vars(entry) for entry in service.catalog],
                   hashlib.sha256(secrets.services[service.name].encode()).hexdigest()] for service in services]
     return hashlib.sha256(json.dumps([described, regions], sort_keys=True).encode()).hexdigest()
 
@@ -299,33 +305,70 @@ def _bootstrap(layout: Layout, secrets: render.Secrets, region: str) -> None:
     _run_logged(command, layout.log("keystone-sync"), "keystone bootstrap", {"OS_BOOTSTRAP_PASSWORD": secrets.admin})
 
 
+def _ensure_tls_front(layout: Layout, state: CloudState, certificates: tls.TlsFiles, progress: Progress,
+                      started: list[str], reused: list[str]) -> None:
+    """HAProxy on every API's public port; restarted when its configuration or certificate changed."""
+    digest = tls_front.write_config(layout, CONTROL_PLANE, certificates)
+    running = state.daemons.get(tls_front.NAME)
+    if running is not None and processes.is_alive(running) and state.config_digests.get(tls_front.NAME) == digest:
+        reused.append(tls_front.NAME)
+        return
+    if running is not None:
+        progress(f"{tls_front.NAME}: configuration or certificate changed, restarting")
+        processes.stop(running)
+        del state.daemons[tls_front.NAME]
+    _run_logged(tls_front.check_command(layout), layout.log(tls_front.NAME), "TLS front configuration check")
+    for service in CONTROL_PLANE:
+        if processes.port_in_use(service.port):
+            raise SocleError(f"{tls_front.NAME}: port 127.0.0.1:{service.port} ({service.name}) is already in use "
+                             "by another program")
+    progress(f"starting the TLS front (HAProxy) on ports {', '.join(str(s.port) for s in CONTROL_PLANE)}")
+    daemon = _start(layout, state, tls_front.NAME,
+                    lambda: processes.spawn(tls_front.NAME, tls_front.command(layout), layout.log(tls_front.NAME),
+                                            port=KEYSTONE.port, cwd=layout.run),
+                    started)
+    state.config_digests[tls_front.NAME] = digest
+    deadline = time.monotonic() + HEALTH_SECONDS
+    while set(s.port for s in CONTROL_PLANE) - processes.listening_ports():
+        if not processes.is_alive(daemon) or time.monotonic() > deadline:
+            raise SocleError(f"{tls_front.NAME} did not start: {error_line(Path(daemon.log), daemon.log_offset)} "
+                             f"(log: {daemon.log})")
+        time.sleep(0.5)
+
+
 def _ensure_running(services: list[ApiService], layout: Layout, state: CloudState, progress: Progress,
                     started: list[str], reused: list[str]) -> None:
-    """Start what does not run (all at once), then wait until every API answers."""
+    """Start what does not run (all at once), then wait until every API answers, itself and through TLS."""
     for service in services:
         daemon = state.daemons.get(service.name)
         if daemon is not None and processes.is_alive(daemon) \
-                and processes.http_answers(service.url(service.health_path)):
+                and processes.http_answers(service.backend_url(service.health_path)):
             reused.append(service.name)
             continue
         if daemon is not None:
             processes.stop(daemon)
             del state.daemons[service.name]
-        if processes.port_in_use(service.port):
-            raise SocleError(f"{service.name}: port 127.0.0.1:{service.port} is already in use by another program")
-        progress(f"starting {service.name} on 127.0.0.1:{service.port}")
+        if processes.port_in_use(service.backend_port):
+            raise SocleError(f"{service.name}: port 127.0.0.1:{service.backend_port} is already in use by another "
+                             "program")
+        progress(f"starting {service.name} on 127.0.0.1:{service.backend_port} (clients: {service.url()})")
         _start(layout, state, service.name,
                lambda service=service: processes.spawn(service.name, service.start_command(layout),  # type: ignore[misc]
                                                        layout.log(service.name), service.environment(layout),
-                                                       service.port, cwd=layout.run),
+                                                       service.backend_port, cwd=layout.run),
                started)
+    context = tls_front.client_context(tls.TlsFiles.of(layout))
     for service in services:
         _wait_healthy(service, state.daemons[service.name])
+        front = service.url(service.health_path)
+        if not processes.http_answers(front, timeout=30.0, context=context):
+            raise SocleError(f"{service.name} answers on its own port but not through the TLS front at {front} "
+                             f"(log: {layout.log(tls_front.NAME)})")
 
 
 def _wait_healthy(service: ApiService, daemon: Daemon) -> None:
     deadline = time.monotonic() + HEALTH_SECONDS
-    url = service.url(service.health_path)
+    url = service.backend_url(service.health_path)
     while time.monotonic() < deadline:
         if processes.http_answers(url):
             return
@@ -340,6 +383,8 @@ def status(layout: Layout | None = None) -> list[dict[str, Any]]:
     """One row per daemon: running (and answering), not answering, or dead."""
     layout = layout or Layout.default()
     state = CloudState.load(layout)
+    authority = tls.TlsFiles.of(layout).authority
+    context = tls_front.client_context(tls.TlsFiles.of(layout)) if authority.exists() else None
     rows = []
     for name, daemon in state.daemons.items():
         alive = processes.is_alive(daemon)
@@ -347,13 +392,22 @@ def status(layout: Layout | None = None) -> list[dict[str, Any]]:
             health = "dead"
         elif name == "mariadb":
             health = "running" if database.ping(layout) else "not answering"
+        elif name == tls_front.NAME:
+            health = "running" if processes.http_answers(KEYSTONE.url(KEYSTONE.health_path), context=context) \
+                else "not answering"
         else:
             service = service_named(name)
-            health = "running" if processes.http_answers(service.url(service.health_path)) else "not answering"
+            health = "running" if processes.http_answers(service.backend_url(service.health_path)) else "not answering"
         rows.append({"name": name, "status": health, "pid": daemon.pid,
-                     "listen": f"127.0.0.1:{daemon.port}" if daemon.port else f"unix:{layout.mysql_socket}",
+                     "listen": _listens(name, daemon, layout),
                      "rss_mib": round(processes.rss_bytes(daemon.pid) / 2**20) if alive else 0, "log": daemon.log})
     return rows
+
+
+def _listens(name: str, daemon: Daemon, layout: Layout) -> str:
+    if name == tls_front.NAME:
+        return "https 127.0.0.1:" + ",".join(str(service.port) for service in CONTROL_PLANE)
+    return f"127.0.0.1:{daemon.port}" if daemon.port else f"unix:{layout.mysql_socket}"
 
 
 def require_state(layout: Layout | None = None) -> CloudState:

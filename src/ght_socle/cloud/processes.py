@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -116,10 +117,13 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
-def http_answers(url: str, timeout: float = 3.0) -> bool:
-    """True when ``url`` gives any HTTP answer below 500 (300 version lists and 401 included)."""
+def http_answers(url: str, timeout: float = 3.0, context: ssl.SSLContext | None = None) -> bool:
+    """True when ``url`` gives any HTTP answer below 500 (300 version lists and 401 included).
+
+    For an https URL, ``context`` says what to trust (the certificate is always verified).
+    """
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as response:
             return int(response.status) < 500
     except urllib.error.HTTPError as error:
         return error.code < 500

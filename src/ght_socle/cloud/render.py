@@ -19,6 +19,7 @@ from ght_socle import paths
 from ght_socle.cloud import database
 from ght_socle.cloud.layout import Layout
 from ght_socle.cloud.services import CONTROL_PLANE, CONTROL_PLANE_TRANSPORT, ApiService
+from ght_socle.cloud.tls import TlsFiles
 from ght_socle.errors import SocleError
 from ght_socle.trust import files
 
@@ -92,7 +93,10 @@ def context(layout: Layout, passwords: Secrets, region: str,
         "logs": str(layout.logs),
         "data": str(layout.data),
         "identity_url": keystone.url("/v3"),
-        "ports": {service.name: service.port for service in services},
+        "identity_public": keystone.url(),
+        "ca_file": str(TlsFiles.of(layout).authority),
+        # What each service's own listener binds: the TLS front owns the public ports.
+        "ports": {service.name: service.backend_port for service in services},
         "passwords": passwords.services,
         "databases": {name: database.url(layout, name, password) for name, password in passwords.databases.items()},
         "transport_url": CONTROL_PLANE_TRANSPORT,

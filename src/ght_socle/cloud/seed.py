@@ -36,11 +36,15 @@ FALLBACK_IMAGE_SIZE = "1G"
 API_TIMEOUT_SECONDS = 300
 
 
-def connect(identity_url: str, username: str, password: str, project: str, region: str) -> Connection:
-    """A connection from explicit values only (neither clouds.yaml nor OS_* of the caller)."""
+def connect(identity_url: str, username: str, password: str, project: str, region: str,
+            authority: Path) -> Connection:
+    """A connection from explicit values only (neither clouds.yaml nor OS_* of the caller).
+
+    ``authority``: the certificate authority the local cloud's TLS front is verified with.
+    """
     import openstack
 
-    return openstack.connect(load_yaml_config=False, load_envvars=False, auth_type="password",
+    return openstack.connect(load_yaml_config=False, load_envvars=False, auth_type="password", cacert=str(authority),
                              auth={"auth_url": identity_url, "username": username, "password": password,
                                    "project_name": project, "user_domain_name": "Default",
                                    "project_domain_name": "Default"},
@@ -72,12 +76,16 @@ def register_services(conn: Connection, services: tuple[ApiService, ...], passwo
                               None)
             if registered is None:
                 registered = _identity(conn).create_service(name=entry.name, type=entry.type, enabled=True)
-            existing = {(e.interface, e.region_id) for e in _identity(conn).endpoints(service_id=registered.id)}
+            existing = {(e.interface, e.region_id): e for e in _identity(conn).endpoints(service_id=registered.id)}
+            url = service.url(entry.path)
             for region in regions:
                 for interface in ("public", "internal", "admin"):
-                    if (interface, region) not in existing:
+                    endpoint = existing.get((interface, region))
+                    if endpoint is None:
                         _identity(conn).create_endpoint(service_id=registered.id, interface=interface,
-                                                      url=service.url(entry.path), region_id=region)
+                                                      url=url, region_id=region)
+                    elif endpoint.url != url:  # e.g. registered before the TLS front existed
+                        _identity(conn).update_endpoint(endpoint, url=url)
 
 
 def seed_stack_content(conn: Connection, needs: StackNeeds, passwords: Secrets, layout: Layout,

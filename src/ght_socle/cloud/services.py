@@ -5,7 +5,11 @@ schema is synced, how it is started and where Keystone's catalog points to it); 
 walks this table. The next layer (compute, network agents, block storage, object store) adds its
 own entries and a plane of its own, without touching the control plane's.
 
-Every API listens on 127.0.0.1, on the port OpenStack documents for it, with one worker.
+Clients reach every API over HTTPS on 127.0.0.1, on the port OpenStack documents for it: a TLS
+front (HAProxy, as production OpenStack deployments put in front of their APIs) terminates TLS there
+and forwards to the service itself, which listens in plain HTTP on a loopback port of its own
+(``backend_port``, the public port + 10000) with one worker. Only the front and the health checks use
+the backend ports; the catalog, the services' token validation and every client use HTTPS.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ DEFAULT_REGION = "eu-fr-1"
 CONTROL_PLANE_TRANSPORT = "fake://"
 
 UWSGI = "/usr/bin/uwsgi-core"
+# The API itself listens this far above the port its clients use (the TLS front's).
+BACKEND_PORT_OFFSET = 10000
 UWSGI_PLUGINS = "/usr/lib/uwsgi/plugins"
 
 
@@ -70,8 +76,17 @@ class ApiService:
     def start_command(self, layout: Layout) -> list[str]:
         return self.command(self, layout)
 
+    @property
+    def backend_port(self) -> int:
+        return self.port + BACKEND_PORT_OFFSET
+
     def url(self, path: str = "") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        """The URL clients use: HTTPS through the TLS front."""
+        return f"https://127.0.0.1:{self.port}{path}"
+
+    def backend_url(self, path: str = "") -> str:
+        """The service's own plain-HTTP listener on loopback (the front's backend, health checks)."""
+        return f"http://127.0.0.1:{self.backend_port}{path}"
 
 
 def uwsgi_python_plugin() -> str:
@@ -107,7 +122,7 @@ KEYSTONE = ApiService(
     name="keystone", packages=("keystone",), port=5000, databases=("keystone",),
     configs=("keystone.conf.j2",), catalog=(),  # keystone-manage bootstrap registers identity itself
     sync=_keystone,
-    command=lambda service, layout: uwsgi_command(5000, "/usr/bin/keystone-wsgi-public"),
+    command=lambda service, layout: uwsgi_command(service.backend_port, "/usr/bin/keystone-wsgi-public"),
     environment=lambda layout: {"OS_KEYSTONE_CONFIG_DIR": str(layout.etc / "keystone")},
     health_path="/v3",
 )
@@ -123,7 +138,7 @@ PLACEMENT = ApiService(
     name="placement", packages=("placement-api",), port=8778, databases=("placement",),
     configs=("placement.conf.j2",), catalog=(CatalogEntry("placement", "placement"),),
     sync=lambda service, layout: [["placement-manage", *service.config_args(layout), "db", "sync"]],
-    command=lambda service, layout: uwsgi_command(8778, "/usr/bin/placement-api"),
+    command=lambda service, layout: uwsgi_command(service.backend_port, "/usr/bin/placement-api"),
     environment=lambda layout: {"OS_PLACEMENT_CONFIG_DIR": str(layout.etc / "placement")},
 )
 
@@ -165,9 +180,9 @@ EXTRA_GRANTS: dict[str, tuple[str, ...]] = {"nova": ("nova_cell0",)}
 # Keystone first: every other service validates tokens against it and is registered through it.
 CONTROL_PLANE: tuple[ApiService, ...] = (KEYSTONE, GLANCE, PLACEMENT, NOVA, NEUTRON, CINDER)
 
-# Packages of the control plane besides the services': the database, the WSGI server, qemu-img
-# (the fallback image), and the OpenStack client for people (the project uses openstacksdk).
-SUPPORT_PACKAGES = ("mariadb-server", "uwsgi-core", "uwsgi-plugin-python3", "qemu-utils",
+# Packages of the control plane besides the services': the database, the WSGI server, the TLS front,
+# qemu-img (the fallback image), and the OpenStack client for people (the project uses openstacksdk).
+SUPPORT_PACKAGES = ("mariadb-server", "uwsgi-core", "uwsgi-plugin-python3", "haproxy", "qemu-utils",
                     "python3-openstackclient")
 
 
