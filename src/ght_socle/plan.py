@@ -262,6 +262,20 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
         self.records: list[PlannedResource] = []
         self._lock = threading.Lock()
 
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        """The URN the real engine gives: the parent's whole type chain, then the type and the name.
+
+        Pulumi's MockMonitor keeps only the last type of the parent's chain, so a grandchild of a
+        component (a security group rule under a group under a ZonedNetwork) got a URN no engine
+        gives it; the parity test with ``pulumi preview`` found it. Children of the root stack
+        carry no prefix, as in the engine.
+        """
+        if parent:
+            parent_chain = parent.split("::")[2]
+            if parent_chain != STACK_TYPE:
+                type_ = f"{parent_chain}${type_}"
+        return "urn:pulumi:" + "::".join([pulumi.get_stack(), pulumi.get_project(), type_, name])
+
     def RegisterResource(self, request: Any) -> Any:  # gRPC method name
         response = super().RegisterResource(request)
         if request.type == STACK_TYPE:

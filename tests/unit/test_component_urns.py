@@ -61,3 +61,20 @@ def test_committed_configs_leave_psks_unset_and_a_deployment_requires_them(stack
     first = next(iter(config["ght-socle:sites"]))
     with pytest.raises(ConfigError, match=rf"ght-socle:sites\.{first}\.psk: not set"):
         load_stack_config(raw, source=f"Pulumi.{stack}.yaml", require_psks=True)
+
+
+def test_a_urn_carries_its_parents_whole_type_chain_as_the_engine_builds_it() -> None:
+    # Pulumi's MockMonitor keeps only the parent's last type; the engine (and so the plan) keeps the chain.
+    plan = run_plan(stack="lab")
+    by_urn = {r.urn: r for r in plan.resources}
+    rules = plan.of_type("openstack:networking/secGroupRule:SecGroupRule")
+    assert rules
+    for rule in rules:
+        group = by_urn[rule.parent] if rule.parent else None
+        assert group is not None and group.type == "openstack:networking/secGroup:SecGroup"
+        chain = rule.urn.split("::")[2]
+        assert chain == f"{group.urn.split('::')[2]}${rule.type}"
+        assert chain.startswith("ght:network:ZonedNetwork$openstack:networking/secGroup:SecGroup$")
+    for resource in plan.resources:
+        if resource.parent is None:
+            assert resource.urn.split("::")[2] == resource.type  # children of the stack: no prefix
