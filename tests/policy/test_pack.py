@@ -202,3 +202,80 @@ def test_new_security_groups_of_a_port_are_not_unknown_errors(pack_policies: dic
     policy = pack_policies["net-no-default-secgroup"]
     assert _validate(policy, t.PORT, {"networkId": unknown, "securityGroupIds": [unknown]}) == []
     assert _validate(policy, t.PORT, {"networkId": unknown})
+
+
+# --- preview: values the engine learns only at `up` -----------------------------------------------------
+# The real analyzer hands policies these as unknowns; reading one used to make pulumi-policy report
+# "can't run policy ... during preview" (found by previewing the stacks with the real engine).
+
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the engine's marker of an unknown value
+
+
+def _resource(type_: str, name: str, props: dict[str, Any],
+              dependencies: dict[str, list[str]] | None = None) -> Any:
+    return proto.AnalyzerResource(
+        type=type_, urn=_urn(type_, name), name=name, properties=_struct(props),
+        propertyDependencies={prop: proto.AnalyzerPropertyDependencies(urns=urns)
+                              for prop, urns in (dependencies or {}).items()})
+
+
+def _diagnostics(pack_policies: dict[str, Any], request: Any) -> list[Any]:
+    servicer = _PolicyAnalyzerServicer(PACK_NAME, "0.0.1", list(pack_policies.values()), EnforcementLevel.ADVISORY)
+    return list(servicer.AnalyzeStack(request, None).diagnostics)
+
+
+def test_an_unknown_id_among_the_inputs_does_not_stop_the_secret_input_policy(pack_policies: dict[str, Any]) -> None:
+    secret_inputs = pack_policies["sto-secret-inputs-are-secret"]
+    assert _validate(secret_inputs, t.PORT, {"networkId": UNKNOWN, "name": "p"}) == []
+    # A literal secret beside an unknown ID is still reported.
+    [message] = _validate(secret_inputs, t.SITE_CONNECTION, {"vpnserviceId": UNKNOWN, "psk": "typed-in"})
+    assert "psk" in message
+
+
+def test_an_unknown_remote_prefix_is_judged_at_up_not_reported_in_preview(pack_policies: dict[str, Any]) -> None:
+    group = _resource(t.SECGROUP, "admin", {"name": "admin", "deleteDefaultRules": True, "tags": ["zone=admin"]})
+    rule = _resource(t.SECGROUP_RULE, "ssh-from-site", {**SSH_WORLD, "remoteIpPrefix": UNKNOWN,
+                                                         "securityGroupId": UNKNOWN},
+                     {"securityGroupId": [group.urn]})
+    diagnostics = _diagnostics(pack_policies, proto.AnalyzeStackRequest(resources=[group, rule]))
+    assert not [d.message for d in diagnostics if "can't run" in d.message or d.urn == rule.urn]
+
+
+def test_new_ports_of_an_instance_are_found_through_its_dependencies(pack_policies: dict[str, Any]) -> None:
+    networks = {zone: _resource(t.NETWORK, f"net-{zone}", {"name": zone, "tags": [f"zone={zone}"]})
+                for zone in ("hds-app", "log")}
+    ports = {zone: _resource(t.PORT, f"vm-{zone}", {"networkId": UNKNOWN, "securityGroupIds": [UNKNOWN]},
+                             {"networkId": [networks[zone].urn]}) for zone in networks}
+
+    def instance(*zones: str) -> Any:
+        return _resource(t.INSTANCE, "vm", {"networks": [{"port": UNKNOWN} for _ in zones],
+                                            "metadata": {"zone": "hds-app", "role": "dpi_app"},
+                                            "tags": ["zone=hds-app", "role=dpi_app"]},
+                         {"networks": [ports[zone].urn for zone in zones]})
+
+    def own_zone(*zones: str) -> list[str]:
+        request = proto.AnalyzeStackRequest(resources=[*networks.values(), *ports.values(), instance(*zones)])
+        diagnostics = _diagnostics(pack_policies, request)
+        assert not [d.message for d in diagnostics if "can't run" in d.message]
+        return [d.message for d in diagnostics if d.policyName == "cmp-ports-in-own-zone"]
+
+    assert own_zone("hds-app") == []
+    [message] = own_zone("hds-app", "log")
+    assert "port vm-log is in zone log" in message
+
+
+def test_waivers_cover_the_same_violations_in_the_pack(catalog: Catalog, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ght_socle.policy.pack as pack_module
+    from ght_socle.policy.engine import Waiver
+
+    monkeypatch.setattr(pack_module.pulumi, "get_stack", lambda: "dev")
+    monkeypatch.setattr(pack_module.pulumi, "get_project", lambda: "demo")
+    waiver = Waiver(rule="NET-003", policy="net-no-all-ports-rule", resource="ssh-*", justification="test",
+                    approver="RSSI", expires="2027-01-31", stacks=("dev",))
+    all_ports_rule = {**SSH_WORLD, "portRangeMin": None, "portRangeMax": None}
+    waived = {p.name: p for p in build_policies(catalog, [waiver])}["net-no-all-ports-rule"]
+    assert isinstance(waived, ResourceValidationPolicy)
+    assert _validate(waived, t.SECGROUP_RULE, all_ports_rule, "ssh-world") == []
+    assert _validate(waived, t.SECGROUP_RULE, all_ports_rule, "web-world")  # another resource: not covered
+    monkeypatch.setattr(pack_module.pulumi, "get_stack", lambda: "prod")
+    assert _validate(waived, t.SECGROUP_RULE, all_ports_rule, "ssh-world")  # another stack: not covered

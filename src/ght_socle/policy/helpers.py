@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ght_socle.policy.model import Resource, Stack, records
+from ght_socle.policy.model import Resource, Stack, item_known, item_present, records
 
 # --- type tokens (pulumi-openstack) ----------------------------------------------------------------
 NETWORK = "openstack:networking/network:Network"
@@ -115,8 +115,13 @@ def rule_opens(rule: Resource, ports: Sequence[tuple[int, int]]) -> list[tuple[i
 
 
 def remote_prefix(rule: Resource) -> str | None:
-    value = rule.get("remoteIpPrefix")
+    value = rule.known("remoteIpPrefix")
     return str(value) if value else None
+
+
+def prefix_known_later(rule: Resource) -> bool:
+    """The rule's remote prefix is set to a value only deployment will tell (another resource's output)."""
+    return rule.present("remoteIpPrefix") and remote_prefix(rule) is None
 
 
 def has_remote_group(rule: Resource) -> bool:
@@ -144,7 +149,8 @@ def source_is_anywhere(rule: Resource) -> bool:
     prefix = remote_prefix(rule)
     if prefix is not None:
         return is_world_prefix(prefix)
-    return not has_remote_group(rule)
+    # A prefix computed from another resource is a declared source, not "anywhere".
+    return not prefix_known_later(rule) and not has_remote_group(rule)
 
 
 def prefix_within(prefix: str, cidrs: Iterable[str]) -> bool:
@@ -235,7 +241,14 @@ def subnet_cidrs_of_zone(stack: Stack, zone: str) -> list[str]:
 def instance_networks(stack: Stack, instance: Resource) -> list[tuple[str, Resource | None]]:
     """Each network attachment of an instance: a description and the Network (or None when unresolved)."""
     found: list[tuple[str, Resource | None]] = []
-    for attachment in records(instance.get("networks")):
+    attachments = records(instance.get("networks"))
+    if any(item_present(a, "port") and item_known(a, "port") is None for a in attachments):
+        # Ports created by the same update have no ID in a preview: the ports the attachments
+        # depend on are the instance's ports, whichever attachment holds which.
+        ports = stack.references(instance, "networks", [PORT])
+        found.extend((f"port {port.name}", network_of_port(stack, port)) for port in ports)
+        attachments = [a for a in attachments if not item_present(a, "port")]
+    for attachment in attachments:
         if attachment.get("port"):
             port = stack.resolve(instance, "networks", attachment.get("port"), [PORT])
             network = network_of_port(stack, port) if port is not None else None

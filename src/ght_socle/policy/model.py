@@ -101,9 +101,27 @@ def records(value: Any) -> list[Mapping[str, Any]]:
     return [item for item in as_list(value) if isinstance(item, Mapping)]
 
 
+def item_known(item: Mapping[str, Any], key: str) -> Any:
+    """``item[key]`` of a record (see :func:`records`), or None when absent or not known before deployment."""
+    try:
+        return item.get(key)
+    except UNKNOWN_VALUE_ERRORS:
+        return None
+
+
+def item_present(item: Mapping[str, Any], key: str) -> bool:
+    """Whether a record sets ``key``, possibly to a value known only after deployment."""
+    try:
+        return item.get(key) not in (None, "")
+    except UNKNOWN_VALUE_ERRORS:
+        return True
+
+
 # Resolves a reference held in a property (an ID, or a name for compute security groups) to the
 # resources it may designate, restricted to the given types.
 Resolver = Callable[[Resource, str, Any, Sequence[str]], "Resource | None"]
+# Every resource of the given types a property depends on (its references, known or not).
+Referencer = Callable[[Resource, str, Sequence[str]], "list[Resource]"]
 
 
 @dataclass
@@ -114,6 +132,7 @@ class Stack:
     outputs: Mapping[str, Any] = field(default_factory=dict)
     config: Mapping[str, Any] = field(default_factory=dict)  # namespaced keys, secrets masked
     resolver: Resolver | None = None
+    referencer: Referencer | None = None
     _by_type: dict[str, list[Resource]] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -135,6 +154,14 @@ class Stack:
     def follow(self, resource: Resource, prop: str, types: Sequence[str]) -> Resource | None:
         """The resource that ``resource.props[prop]`` references, known or not yet known."""
         return self.resolve(resource, prop, resource.known(prop), types)
+
+    def references(self, resource: Resource, prop: str, types: Sequence[str]) -> list[Resource]:
+        """Every resource of ``types`` that ``resource.props[prop]`` depends on (IDs known or not).
+
+        In a preview, a reference to a resource created by the same update has no ID yet: the
+        dependencies the engine records still say which resources the property points to.
+        """
+        return self.referencer(resource, prop, types) if self.referencer is not None else []
 
 
 @dataclass(frozen=True)

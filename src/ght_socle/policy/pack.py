@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import pulumi
 from pulumi.runtime import config as pulumi_config
 from pulumi_policy import (
     EnforcementLevel,
@@ -30,6 +31,7 @@ from pulumi_policy import (
 from pulumi_policy.proxy import UnknownValueError
 
 from ght_socle.catalog import Catalog, default_catalog
+from ght_socle.policy.engine import Waiver
 from ght_socle.policy.helpers import STACK
 from ght_socle.policy.model import (
     Policy,
@@ -40,6 +42,7 @@ from ght_socle.policy.model import (
     register_unknown_value_error,
 )
 from ght_socle.policy.registry import all_policies
+from ght_socle.policy.waivers import waiver_for
 
 PACK_NAME = "ght-socle-pssi"
 # Following a reference to a resource created in the same preview must not need its ID.
@@ -110,10 +113,29 @@ def stack_from_args(args: StackValidationArgs) -> Stack:
             return by_id[0]
         return candidates[0] if len(candidates) == 1 else None
 
-    return Stack(resources=resources, outputs=outputs, config=stack_config(), resolver=resolve)
+    def references(source: Resource, prop: str, types: Sequence[str]) -> list[Resource]:
+        return [r for r in dependencies.get((source.urn, prop), []) if not types or r.type in types]
+
+    return Stack(resources=resources, outputs=outputs, config=stack_config(), resolver=resolve,
+                 referencer=references)
 
 
-def _resource_validate(catalog: Catalog, policy: Policy) -> Callable[[ResourceValidationArgs, ReportViolation], None]:
+def _waived(waivers: list[Waiver], policy: Policy, resource: Resource | None) -> bool:
+    """Whether a waiver of the stack being checked covers this violation, as `socle check` decides it.
+
+    CrossGuard has no notion of a waived finding: a covered violation is not reported (`socle check`
+    lists it as waived, with its approver and expiry).
+    """
+    if not waivers:
+        return False
+    stack, project = pulumi.get_stack(), pulumi.get_project()
+    name = resource.name if resource is not None else f"{project}-{stack}"
+    urn = resource.urn if resource is not None else f"urn:pulumi:{stack}::{project}::{STACK}::{project}-{stack}"
+    return waiver_for(waivers, stack, policy.rule_id, policy.name, name, urn) is not None
+
+
+def _resource_validate(catalog: Catalog, policy: Policy,
+                       waivers: list[Waiver]) -> Callable[[ResourceValidationArgs, ReportViolation], None]:
     types = set(policy.resource_types)
 
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
@@ -121,21 +143,31 @@ def _resource_validate(catalog: Catalog, policy: Policy) -> Callable[[ResourceVa
             return
         if not types and args.resource_type.startswith(("ght:", "pulumi:")):
             return
-        for violation in policy.run(resource_from_args(args), _context(catalog, policy)):
-            report_violation(_message(policy, violation), None)
+        resource = resource_from_args(args)
+        for violation in policy.run(resource, _context(catalog, policy)):
+            if not _waived(waivers, policy, resource):
+                report_violation(_message(policy, violation), None)
     return validate
 
 
-def _stack_validate(catalog: Catalog, policy: Policy) -> Callable[[StackValidationArgs, ReportViolation], None]:
+def _stack_validate(catalog: Catalog, policy: Policy,
+                    waivers: list[Waiver]) -> Callable[[StackValidationArgs, ReportViolation], None]:
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
         for violation in policy.run(stack_from_args(args), _context(catalog, policy)):
-            report_violation(_message(policy, violation), violation.resource.urn if violation.resource else None)
+            if not _waived(waivers, policy, violation.resource):
+                report_violation(_message(policy, violation), violation.resource.urn if violation.resource else None)
     return validate
 
 
-def build_policies(catalog: Catalog | None = None) -> list[ResourceValidationPolicy | StackValidationPolicy]:
-    """Every registered policy whose rule is in the catalog, with the catalog's + GHT's enforcement level."""
+def build_policies(catalog: Catalog | None = None,
+                   waivers: list[Waiver] | None = None) -> list[ResourceValidationPolicy | StackValidationPolicy]:
+    """Every registered policy whose rule is in the catalog, with the catalog's + GHT's enforcement level.
+
+    ``waivers`` (policies/waivers.yaml, validated as `socle check` does) cover violations of the
+    stacks they name, exactly as in `socle check`.
+    """
     catalog = catalog or default_catalog()
+    waivers = waivers or []
     built: list[ResourceValidationPolicy | StackValidationPolicy] = []
     for policy in all_policies():
         effective = catalog.effective.get(policy.rule_id)
@@ -153,8 +185,8 @@ def build_policies(catalog: Catalog | None = None) -> list[ResourceValidationPol
         }
         if policy.kind == "resource":
             built.append(ResourceValidationPolicy(policy.name, policy.description,
-                                                  validate=_resource_validate(catalog, policy), **common))
+                                                  validate=_resource_validate(catalog, policy, waivers), **common))
         else:
             built.append(StackValidationPolicy(policy.name, policy.description,
-                                               validate=_stack_validate(catalog, policy), **common))
+                                               validate=_stack_validate(catalog, policy, waivers), **common))
     return built

@@ -108,18 +108,26 @@ def load_waivers(path: Path, catalog: Catalog, *, today: date | None = None,
 
 
 def waiver_matches(waiver: Waiver, finding: Finding) -> bool:
-    if waiver.rule != finding.rule_id or (waiver.policy and waiver.policy != finding.policy):
+    return _covers(waiver, finding.rule_id, finding.policy, finding.resource_name, finding.urn)
+
+
+def _covers(waiver: Waiver, rule_id: str, policy: str, resource_name: str, urn: str) -> bool:
+    if waiver.rule != rule_id or (waiver.policy and waiver.policy != policy):
         return False
-    return fnmatch.fnmatchcase(finding.resource_name, waiver.resource) or fnmatch.fnmatchcase(finding.urn,
-                                                                                               waiver.resource)
+    return fnmatch.fnmatchcase(resource_name, waiver.resource) or fnmatch.fnmatchcase(urn, waiver.resource)
+
+
+def waiver_for(waivers: list[Waiver], stack: str | None, rule_id: str, policy: str, resource_name: str,
+               urn: str) -> Waiver | None:
+    """The first waiver of ``stack`` covering this finding (the CrossGuard pack asks it per violation)."""
+    if stack is None:
+        return None
+    return next((w for w in waivers if stack in w.stacks and _covers(w, rule_id, policy, resource_name, urn)), None)
 
 
 def apply_waivers(findings: Iterable[Finding], waivers: list[Waiver], stack: str | None) -> None:
     """Mark each finding covered by a waiver of ``stack`` (the first matching entry wins). A plan of
     no named stack (``--program``) is covered by no waiver scoped to a stack."""
-    scoped = [w for w in waivers if stack is not None and stack in w.stacks]
     for finding in findings:
-        for waiver in scoped:
-            if waiver_matches(waiver, finding):
-                finding.waiver = waiver
-                break
+        finding.waiver = waiver_for(waivers, stack, finding.rule_id, finding.policy, finding.resource_name,
+                                    finding.urn)

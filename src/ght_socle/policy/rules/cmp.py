@@ -16,7 +16,7 @@ from ght_socle.policy.helpers import (
     tagged,
     zone_of_network,
 )
-from ght_socle.policy.model import PolicyContext, Resource, Stack, Violation, as_list, records
+from ght_socle.policy.model import PolicyContext, Resource, Stack, Violation, as_list, item_known, item_present, records
 from ght_socle.policy.registry import resource_policy, stack_policy
 
 ROLE_KEY = "role"  # instance metadata naming the stack role (the inventory group)
@@ -115,16 +115,17 @@ def cmp_ha_anti_affinity(stack: Stack, ctx: PolicyContext) -> Iterator[Violation
                             instances[0])
         groups: set[str] = set()
         for instance in instances:
-            hints = [h for h in records(instance.get("schedulerHints")) if h.get("group")]
+            hints = [h for h in records(instance.get("schedulerHints")) if item_present(h, "group")]
             if not hints:
                 yield Violation(f"critical role {role}: no server group in schedulerHints", instance)
                 continue
-            group = stack.resolve(instance, "schedulerHints", hints[0].get("group"), [SERVER_GROUP])
-            groups.add(str(hints[0].get("group")))
+            group_id = item_known(hints[0], "group")  # None in a preview when the group is new
+            group = stack.resolve(instance, "schedulerHints", group_id, [SERVER_GROUP])
+            groups.add(group.urn if group is not None else str(group_id))
             policies = group.get("policies") if group is not None else None
             policy_list = as_list(policies) or [policies]
             if group is None:
-                yield Violation(f"critical role {role}: server group {hints[0].get('group')} is not declared",
+                yield Violation(f"critical role {role}: server group {group_id} is not declared",
                                 instance)
             elif "anti-affinity" not in policy_list:
                 yield Violation(f"critical role {role}: server group {group.name} has policy {policies!r}, "

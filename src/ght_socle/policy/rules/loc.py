@@ -25,7 +25,7 @@ def loc_region_allowlist(stack: Stack, ctx: PolicyContext) -> Iterator[Violation
     for resource in stack.resources:
         if resource.type == CONTAINER:
             continue  # LOC-002 (loc-container-region-allowlist) speaks for containers
-        value = resource.get("region")
+        value = resource.known("region")  # unknown in a preview when the provider fills it in
         if resource.type == OPENSTACK_PROVIDER and value is None and region is None:
             yield Violation("provider without region", resource)
         elif isinstance(value, str) and value and value not in allowed:

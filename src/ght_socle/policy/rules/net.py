@@ -26,6 +26,7 @@ from ght_socle.policy.helpers import (
     is_truthy,
     opens_all_ports,
     parse_port_specs,
+    prefix_known_later,
     prefix_within,
     remote_group_of_rule,
     remote_prefix,
@@ -40,7 +41,7 @@ from ght_socle.policy.helpers import (
     zone_of_port,
     zone_of_secgroup,
 )
-from ght_socle.policy.model import PolicyContext, Resource, Stack, Violation, as_list, records
+from ght_socle.policy.model import PolicyContext, Resource, Stack, Violation, as_list, item_present, records
 from ght_socle.policy.registry import resource_policy, stack_policy
 
 ADMIN_ZONE = "admin"  # the zone of the bastion and admin tools (zone model of the catalog, NET-001)
@@ -115,7 +116,7 @@ def net_no_default_secgroup(resource: Resource, ctx: PolicyContext) -> Iterator[
         if "default" in groups:
             yield Violation("uses the 'default' security group")
         networks = records(resource.get("networks"))
-        direct = [n for n in networks if not n.get("port")]
+        direct = [n for n in networks if not item_present(n, "port")]
         if direct and not groups:
             yield Violation("attaches to a network without security groups: OpenStack applies the 'default' group")
     elif resource.type == PORT:
@@ -188,6 +189,8 @@ def net_admin_ports_from_admin_only(stack: Stack, ctx: PolicyContext) -> Iterato
         if not opened:
             continue
         ports = ", ".join(format_range(p) for p in opened)
+        if prefix_known_later(rule):
+            continue  # computed from another resource: judged when the engine knows it (`pulumi up`)
         prefix = remote_prefix(rule)
         if prefix is not None:
             if not prefix_within(prefix, admin_cidrs):
@@ -232,7 +235,7 @@ def net_hds_subnet_no_external_router(stack: Stack, ctx: PolicyContext) -> Itera
     prefix = str(ctx.param("hds_zone_prefix"))
     for interface in stack.of_type(ROUTER_INTERFACE):
         router = stack.follow(interface, "routerId", [ROUTER])
-        if router is None or not router.get("externalNetworkId"):
+        if router is None or not router.known("externalNetworkId"):  # unknown: computed, not set
             continue
         zone = None
         subnet = stack.follow(interface, "subnetId", [SUBNET])

@@ -100,8 +100,12 @@ def sto_no_cleartext_protocol_ports(stack: Stack, ctx: PolicyContext) -> Iterato
                  fix="Store the value with `pulumi config set --secret` and pass it as a secret.")
 def sto_secret_inputs_are_secret(resource: Resource, ctx: PolicyContext) -> Iterator[Violation]:
     names = [str(n).lower() for n in ctx.param("secret_input_names")]
-    for key, value in resource.props.items():
-        if not isinstance(value, str) or not value or not any(key.lower().endswith(n) for n in names):
+    for key in list(resource.props):
+        if not any(key.lower().endswith(n) for n in names):
+            continue
+        # A value known only after deployment (an ID, another resource's output) is no literal.
+        value = resource.known(key)
+        if not isinstance(value, str) or not value:
             continue
         marked = resource.secret_keys is not None and key in resource.secret_keys
         if not marked and not ctx.is_secret_config_value(value):
