@@ -457,6 +457,15 @@ func stackEnvironment(stack *pulumirpc.AnalyzerStackConfigureRequest) ([]string,
 		}
 		add("PULUMI_CONFIG", string(configJSON))
 	}
+	// The secret keys too: the analyzer sees unwrapped values, so a policy that asks "is this input a
+	// stack secret?" can only tell by the configuration's secret keys (Pulumi's own host omits them).
+	if keys := stack.GetConfigSecretKeys(); len(keys) > 0 {
+		keysJSON, err := json.Marshal(keys)
+		if err != nil {
+			return nil, fmt.Errorf("cannot encode the stack's secret keys for the policy pack: %w", err)
+		}
+		add("PULUMI_CONFIG_SECRET_KEYS", string(keysJSON))
+	}
 	return environment, nil
 }
 

@@ -6,6 +6,7 @@ analyzer protocol to the pack process, the way ``pulumi preview --policy-pack po
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -279,3 +280,14 @@ def test_waivers_cover_the_same_violations_in_the_pack(catalog: Catalog, monkeyp
     assert _validate(waived, t.SECGROUP_RULE, all_ports_rule, "web-world")  # another resource: not covered
     monkeypatch.setattr(pack_module.pulumi, "get_stack", lambda: "prod")
     assert _validate(waived, t.SECGROUP_RULE, all_ports_rule, "ssh-world")  # another stack: not covered
+
+
+def test_a_psk_inside_a_structured_secret_key_is_a_secret(pack_policies: dict[str, Any],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """`pulumi config set --secret --path ght-socle:sites.ch-nord.psk` makes the whole sites object secret."""
+    psk_policy = pack_policies["net-vpn-psk-secret"]
+    sites = json.dumps({"ch-nord": {"cidr": "10.2.0.0/16", "psk": "k3y-from-the-stack-file"}})
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps({"ght-socle:sites": sites}))
+    monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", '["ght-socle:sites"]')
+    assert _validate(psk_policy, t.SITE_CONNECTION, {"psk": "k3y-from-the-stack-file"}) == []
+    assert _validate(psk_policy, t.SITE_CONNECTION, {"psk": "typed-in-the-program"})

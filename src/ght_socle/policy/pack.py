@@ -12,7 +12,8 @@ between resources are followed through the engine's property dependencies.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -60,9 +61,35 @@ def _secret_config() -> tuple[dict[str, Any], set[str]]:
     return values, secret_keys
 
 
+def _leaf_strings(value: Any) -> Iterator[str]:
+    """Every string of a configuration value; an object or list arrives as JSON text (``--path`` keys)."""
+    if isinstance(value, str):
+        yield value
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return
+        if isinstance(value, str):
+            return
+    if isinstance(value, Mapping):
+        for item in value.values():
+            yield from _leaf_strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _leaf_strings(item)
+    elif value is not None and not isinstance(value, bool):
+        yield str(value)
+
+
 def secret_config_check() -> Callable[[Any], bool]:
+    """Whether a value comes from the stack's secret configuration.
+
+    The analyzer hands policies unwrapped values, so a secret input is recognised by its value: any
+    string of a secret key, including inside a structured one (``ght-socle:sites`` holds each
+    site's ``psk`` when set with ``pulumi config set --secret --path``).
+    """
     values, secret_keys = _secret_config()
-    secrets = {str(values[k]) for k in secret_keys if k in values and values[k] not in (None, "")}
+    secrets = {leaf for key in secret_keys if key in values for leaf in _leaf_strings(values[key]) if leaf}
     return lambda value: isinstance(value, str) and value in secrets
 
 
