@@ -291,3 +291,12 @@ def test_a_psk_inside_a_structured_secret_key_is_a_secret(pack_policies: dict[st
     monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", '["ght-socle:sites"]')
     assert _validate(psk_policy, t.SITE_CONNECTION, {"psk": "k3y-from-the-stack-file"}) == []
     assert _validate(psk_policy, t.SITE_CONNECTION, {"psk": "typed-in-the-program"})
+
+
+def test_an_input_the_sdk_always_sends_as_secret_is_a_secret_in_the_pack(pack_policies: dict[str, Any]) -> None:
+    """The SDK wraps an instance's adminPass in a secret: encrypted in the state, as socle check knows."""
+    secret_inputs_policy = pack_policies["sto-secret-inputs-are-secret"]
+    assert _validate(secret_inputs_policy, t.INSTANCE, {"adminPass": "Rh-Admin-2024"}) == []
+    assert _validate(secret_inputs_policy, t.SITE_CONNECTION, {"psk": "Rh-Admin-2024"})  # not schema-secret
+    assert _validate(pack_policies["cmp-no-admin-pass"], t.INSTANCE,
+                     {"adminPass": "Rh-Admin-2024", "networks": [{"uuid": "n"}], "securityGroups": ["app"]})

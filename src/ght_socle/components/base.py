@@ -3,9 +3,26 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import pulumi
+
+Found = TypeVar("Found")
+
+
+def look_up(what: str, name: str, config_key: str, invoke: Callable[[], Found]) -> Found:
+    """Run a lookup of the cloud (image, flavor, network named in the stack config) now.
+
+    A name the cloud does not know stops the program with one line naming the config key and the
+    provider's reason (a ``pulumi.RunError``: no stack trace), before anything is declared from it.
+    """
+    try:
+        return invoke()
+    except Exception as exc:  # the SDK raises a bare Exception carrying the provider's message
+        reason = " ".join(str(exc).replace("*", " ").split())
+        reason = reason.rsplit("error occurred:", 1)[-1].strip() or reason
+        raise pulumi.RunError(f"{config_key}: {what} {name!r}: {reason}") from None
 
 
 def slug(text: str) -> str:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_openstack as openstack
 
-from ght_socle.components.base import GhtComponent
+from ght_socle.components.base import GhtComponent, look_up
 from ght_socle.components.cloudinit import UserDataArgs, render_user_data
 from ght_socle.config.model import PUBLIC_ZONE, Role
 from ght_socle.errors import ConfigError
@@ -58,6 +58,9 @@ class VmPort:
 class HdsVmArgs:
     hostname: str
     flavor: str
+    # The flavor's id as the cloud answers the lookup of ``flavor``: a name the cloud does not know
+    # fails the preview, not the deployment.
+    flavor_id: pulumi.Input[str]
     image: str
     image_id: pulumi.Input[str]
     volume_size: int
@@ -88,7 +91,7 @@ class HdsVm(GhtComponent):
         scheduler_hints = ([openstack.compute.InstanceSchedulerHintArgs(group=args.server_group_id)]
                            if args.server_group_id is not None else None)
         self.instance = openstack.compute.Instance(
-            f"{name}-vm", name=args.hostname, flavor_name=args.flavor, image_name=args.image,
+            f"{name}-vm", name=args.hostname, flavor_id=args.flavor_id, image_name=args.image,
             key_pair=args.key_pair, availability_zone=args.availability_zone, config_drive=True,
             block_devices=[openstack.compute.InstanceBlockDeviceArgs(
                 source_type="image", uuid=args.image_id, destination_type="volume", boot_index=0,
@@ -169,7 +172,10 @@ class RoleServers(GhtComponent):
                 raise ConfigError(f"role {args.role}: an HA role needs at least 2 instances")
             self.server_group = openstack.compute.ServerGroup(
                 f"{name}-group", name=f"{name}-anti-affinity", policies="anti-affinity", opts=self.child())
-        image = openstack.images.get_image_output(name=args.image, most_recent=True)
+        image = look_up("image", args.image, f"ght-socle:roles.{args.role}.image",
+                        lambda: openstack.images.get_image(name=args.image, most_recent=True))
+        flavor = look_up("flavor", args.flavor, f"ght-socle:roles.{args.role}.flavor",
+                         lambda: openstack.compute.get_flavor(name=args.flavor))
         self.vms: dict[str, HdsVm] = {}
         for host in args.hosts:
             ports = [VmPort(zone=zone, network_id=args.network_ids[zone], subnet_id=args.subnet_ids[zone],
@@ -177,7 +183,7 @@ class RoleServers(GhtComponent):
                      for zone, address in host.addresses.items()]
             user_data = render_user_data(UserDataArgs(**{**args.user_data.__dict__, "hostname": host.hostname}))
             self.vms[host.hostname] = HdsVm(host.hostname, HdsVmArgs(
-                hostname=host.hostname, flavor=args.flavor, image=args.image, image_id=image.id,
+                hostname=host.hostname, flavor=args.flavor, flavor_id=flavor.id, image=args.image, image_id=image.id,
                 volume_size=args.volume_size, volume_type=args.volume_type, key_pair=args.key_pair,
                 metadata=args.metadata, ports=ports, user_data=user_data, data_volume_size=args.data_volume_size,
                 availability_zone=host.availability_zone,

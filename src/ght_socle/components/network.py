@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_openstack as openstack
 
-from ght_socle.components.base import GhtComponent, slug
+from ght_socle.components.base import GhtComponent, look_up, slug
 from ght_socle.config.model import EDGE_ZONES, TRANSIT_ZONE, Flow, Site, port_range
 
 # Crypto of the site-to-site tunnels (PSSI NET-008; ANSSI IPsec recommendations).
@@ -103,7 +103,8 @@ class ZonedNetwork(GhtComponent):
 
     def _routers(self) -> None:
         env = self.args.environment
-        external = openstack.networking.get_network_output(name=self.args.external_network)
+        external = look_up("external network", self.args.external_network, "ght-socle:external_network",
+                           lambda: openstack.networking.get_network(name=self.args.external_network))
         self.edge_router = openstack.networking.Router(
             **self.named("router-edge"), name=f"{env}-edge", admin_state_up=True, external_network_id=external.id,
             tags=["router=edge", f"env={env}"])

@@ -21,8 +21,10 @@ Go mapping (``sdk-tokens.json``); the engine tests compare the whole surface wit
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.util
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -191,3 +193,34 @@ def read_surface(root: Path | None = None) -> SdkSurface:
                 arguments=_arguments(function),
                 results=_getters(result_class) if result_class is not None else Shape({}))
     return surface
+
+
+_TYPE_TOKEN = re.compile(r'@pulumi\.type_token\("([^"]+)"\)')
+_SECRET_INPUT = re.compile(r'__props__\.__dict__\["(\w+)"\] = None if \w+ is None else pulumi\.Output\.secret\(')
+
+
+@functools.cache
+def secret_inputs() -> dict[str, frozenset[str]]:
+    """Resource type token -> wire names of the inputs the SDK always sends as secrets.
+
+    The generated SDK wraps the inputs the provider's schema marks secret (an instance's ``adminPass``,
+    a user's ``password``...) in ``pulumi.Output.secret`` whatever the program passes, so the engine
+    encrypts them in the state. The CrossGuard analyzer hands policies unwrapped values: this is how
+    the pack still knows those inputs are secrets, as the offline plan does. Read from the source
+    text (a few of the SDK's files hold such inputs).
+    """
+    found: dict[str, frozenset[str]] = {}
+    for path in sorted(sdk_dir().rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        if "pulumi.Output.secret(" not in text:
+            continue
+        tokens = _TYPE_TOKEN.findall(text)
+        names = {_wire_name(name) for name in _SECRET_INPUT.findall(text)}
+        if len(tokens) == 1 and names:
+            found[tokens[0]] = frozenset(names)
+    return found
+
+
+def _wire_name(python_name: str) -> str:
+    head, *rest = python_name.split("_")
+    return head + "".join(word.capitalize() for word in rest)

@@ -32,6 +32,7 @@ from pulumi_policy import (
 from pulumi_policy.proxy import UnknownValueError
 
 from ght_socle.catalog import Catalog, default_catalog
+from ght_socle.engine.openstack_sdk import secret_inputs
 from ght_socle.policy.engine import Waiver
 from ght_socle.policy.helpers import STACK
 from ght_socle.policy.model import (
@@ -110,9 +111,15 @@ def _context(catalog: Catalog, policy: Policy) -> PolicyContext:
                          is_secret_config_value=secret_config_check())
 
 
+def _schema_secrets(resource_type: str) -> frozenset[str] | None:
+    """The inputs the SDK always sends as secrets (the analyzer unwraps them); None: cannot tell the rest."""
+    return secret_inputs().get(resource_type)
+
+
 def resource_from_args(args: ResourceValidationArgs) -> Resource:
     parent = getattr(args.opts, "parent", None) if args.opts is not None else None
-    return Resource(type=args.resource_type, name=args.name, urn=args.urn, props=args.props, secret_keys=None,
+    return Resource(type=args.resource_type, name=args.name, urn=args.urn, props=args.props,
+                    secret_keys=_schema_secrets(args.resource_type),
                     parent=parent or None)
 
 
@@ -124,7 +131,7 @@ def stack_from_args(args: StackValidationArgs) -> Stack:
     for item in args.resources:
         parent = item.parent.urn if item.parent is not None else None
         resource = Resource(type=item.resource_type, name=item.name, urn=item.urn, props=item.props,
-                            secret_keys=None, parent=parent)
+                            secret_keys=_schema_secrets(item.resource_type), parent=parent)
         converted[item.urn] = resource
         resources.append(resource)
         if item.resource_type == STACK:
