@@ -1,8 +1,10 @@
-"""Support of tests/cloud: the local cloud's control plane, brought up once per module and always taken down.
+"""Support of tests/cloud: the local cloud's control plane, up for each module, always taken down at the end.
 
 ``cloud`` (module scope) runs the real ``socle cloud up --control-plane`` (Debian packages, MariaDB,
-the OpenStack APIs on 127.0.0.1) and, whatever happens, ``socle cloud down`` at the end. Its state
-stays in ``$SOCLE_STATE/cloud`` (databases, image store), so a later run skips the schema syncs.
+the OpenStack APIs behind their TLS front on 127.0.0.1): a cloud a previous module left running is
+reused (seconds), one a test took down is started again. Whatever happens, ``socle cloud down`` runs
+once at the end of the session. Its state stays in ``$SOCLE_STATE/cloud`` (databases, image store),
+so a later run skips the schema syncs.
 """
 
 from __future__ import annotations
@@ -30,13 +32,18 @@ class Cloud:
     first_up: subprocess.CompletedProcess[str]
 
 
-@pytest.fixture(scope="module")
-def cloud() -> Iterator[Cloud]:
-    layout = Layout.default()
+@pytest.fixture(scope="session")
+def cloud_session() -> Iterator[None]:
+    """Takes the local cloud down at the end of the session, whatever happened."""
     try:
-        result = socle("cloud", "up", "--control-plane")
-        assert result.returncode == 0, f"cloud up failed:\n{result.stdout}\n{result.stderr}"
-        yield Cloud(layout, result)
+        yield
     finally:
         down = socle("cloud", "down", timeout=300)
         assert down.returncode == 0, down.stderr
+
+
+@pytest.fixture(scope="module")
+def cloud(cloud_session: None) -> Cloud:
+    result = socle("cloud", "up", "--control-plane")
+    assert result.returncode == 0, f"cloud up failed:\n{result.stdout}\n{result.stderr}"
+    return Cloud(Layout.default(), result)
