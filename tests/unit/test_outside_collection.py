@@ -79,8 +79,11 @@ def test_the_dependencies_are_bundled_by_the_ansible_package(tmp_path: Path) -> 
 def test_the_tarball_holds_ansible_content_only(tmp_path: Path) -> None:
     run("ansible-galaxy", "collection", "build", "--output-path", str(tmp_path), str(ROOT), cwd=tmp_path)
     with tarfile.open(tmp_path / f"ght-socle-{galaxy()['version']}.tar.gz") as tar:
-        top = {name.split("/")[0] for name in tar.getnames()}
+        names = tar.getnames()
+    top = {name.split("/")[0] for name in names}
     assert top == {"MANIFEST.json", "FILES.json", "README.md", "meta", "plugins", "roles", "playbooks"}, top
+    # The link that makes a checkout the collection stays out of the tarball.
+    assert not [name for name in names if name.startswith("playbooks/collections")]
 
 
 def test_every_role_is_installed_under_its_own_name(installed: Path) -> None:
@@ -201,3 +204,41 @@ def test_a_role_name_selects_that_roles_tasks_only(tmp_path: Path, role: str) ->
     assert {task.split(" : ")[0] for task in tasks if " : " in task} == {role}, tasks
     assert all(task.startswith(f"{role} : ") or "PSSI catalog reached this run" in task for task in tasks), tasks
     assert len(tasks) > 2, tasks
+
+
+# The roles' filters, by FQCN, on values whose answers are known.
+FILTER_PROBE = [{"hosts": "localhost", "gather_facts": False, "tasks": [{"ansible.builtin.debug": {"msg": (
+    "{{ ['10.40.1.0/24', '10.40.1.10', 'fd00::/64'] | ght.socle.ip_family(4) }}"
+    " {{ '10.40.1.7' | ght.socle.ip_in_any(['10.40.1.0/24']) }}"
+    " {{ 'udp UNCONN 0 0 0.0.0.0:514 0.0.0.0:*' | split | ght.socle.ght_listening_spec }}"
+    " {{ 'tcp LISTEN 0 128 127.0.0.1:25 0.0.0.0:*' | split | ght.socle.ght_listening_spec or 'loopback' }}")}}]}]
+FILTER_ANSWER = "['10.40.1.0/24'] True udp/514 loopback"
+
+
+def _probe_filters(playbook: Path, cwd: Path, env: dict[str, str]) -> str:
+    playbook.write_text(json.dumps(FILTER_PROBE), encoding="utf-8")
+    result = run("ansible-playbook", "-i", "localhost,", "--connection", "local", str(playbook), cwd=cwd, env=env)
+    message: str = re.search(r'"msg": "(.*)"', result.stdout).group(1)  # type: ignore[union-attr]
+    return message
+
+
+def test_the_roles_filters_come_from_the_installed_collection(installed: Path, tmp_path: Path) -> None:
+    (tmp_path / "ansible.cfg").write_text("[defaults]\n", encoding="utf-8")
+    env = {"ANSIBLE_COLLECTIONS_PATH": str(installed), "ANSIBLE_CONFIG": str(tmp_path / "ansible.cfg")}
+    assert _probe_filters(tmp_path / "probe.yml", tmp_path, env) == FILTER_ANSWER
+
+
+def test_a_checkout_is_the_collection_for_its_own_roles(tmp_path: Path) -> None:
+    # Through the repository's ansible.cfg, for a playbook anywhere.
+    env = {"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
+    assert _probe_filters(tmp_path / "probe.yml", tmp_path, env) == FILTER_ANSWER
+    link = ROOT / "playbooks" / "collections" / "ansible_collections" / "ght" / "socle"
+    assert link.is_symlink() and link.resolve() == ROOT.resolve()
+    # Without that configuration, a playbook outside playbooks/ does not find the filters: the
+    # answer above really came from the checkout.
+    (tmp_path / "ansible.cfg").write_text("[defaults]\n", encoding="utf-8")
+    refused = subprocess.run([str(BIN / "ansible-playbook"), "-i", "localhost,", "--connection", "local",
+                              str(tmp_path / "probe.yml")], cwd=tmp_path, capture_output=True, text=True,
+                             check=False, timeout=300,
+                             env=dict(os.environ, ANSIBLE_CONFIG=str(tmp_path / "ansible.cfg"), ANSIBLE_NOCOLOR="1"))
+    assert refused.returncode != 0 and "No filter named 'ght.socle.ip_family'" in refused.stdout + refused.stderr
