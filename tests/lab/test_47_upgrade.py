@@ -59,8 +59,10 @@ print(json.dumps({"conffiles": conffiles, "versions": versions, "dpkg_options": 
                   "debian_version": open("/etc/debian_version").read().strip()}))
 PY"""
 
+# A daily apt run that fired meanwhile holds the package lists' lock, which has no timeout: let it end.
 UPGRADE = f"""set -eu
 export DEBIAN_FRONTEND=noninteractive
+while systemctl is-active --quiet apt-daily.service apt-daily-upgrade.service; do sleep 5; done
 {APT} update
 {APT} upgrade </dev/null
 {APT} dist-upgrade </dev/null
