@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ght_socle.conform.facts import HostFacts, fail_on, mode_exceeds
+from ght_socle.conform.facts import FactMissing, HostFacts, fail_on, mode_exceeds
 from ght_socle.conform.parsers import Network, defaults_set, input_chains, open_ports_from, parse_sudoers, port_spec
 from ght_socle.conform.plugin import RuleContext
 
@@ -82,9 +82,13 @@ def test_adm_001_ssh_only_from_admin_networks(facts: HostFacts, pssi_rule: RuleC
     fail_on(firewall_problems(facts, pssi_rule, sshd_port(facts)))
 
 
+# `sshd -T` prints what the files on disk give the next start of sshd (persisted); the running daemon
+# is asked over its socket (live): what it offers in its key exchange and the authentication methods it
+# accepts. A file changed but not reloaded, or reloaded and changed back, shows as one of the two.
 def sshd_expect(facts: HostFacts, key: str, expected: str) -> str | None:
     value = facts.sshd(key)
-    return None if value.lower() == expected.lower() else f"sshd -T: {key} is {value!r}, expected {expected!r}"
+    return None if value.lower() == expected.lower() else \
+        f"sshd -T: {key} is {value!r}, expected {expected!r} (persisted)"
 
 
 def sshd_at_most(facts: HostFacts, key: str, maximum: int, minimum: int = 0) -> str | None:
@@ -92,7 +96,25 @@ def sshd_at_most(facts: HostFacts, key: str, maximum: int, minimum: int = 0) -> 
     value = int(raw.rstrip("s")) if raw.rstrip("s").isdigit() else -1
     if minimum <= value <= maximum:
         return None
-    return f"sshd -T: {key} is {raw!r}, expected between {minimum} and {maximum}"
+    return f"sshd -T: {key} is {raw!r}, expected between {minimum} and {maximum} (persisted)"
+
+
+def running_sshd(facts: HostFacts) -> dict[str, Any] | None:
+    """What the running sshd offers, or None when no sshd process listens: with socket activation
+    (ssh.socket) every connection starts sshd from the files, so the files are the live state too."""
+    live: dict[str, Any] = facts.section("sshd_live")
+    return live if live.get("listening") else None
+
+
+def running_sshd_password_problems(facts: HostFacts) -> list[str]:
+    live = running_sshd(facts)
+    if live is None:
+        return []
+    if live.get("auth_methods") is None:
+        raise FactMissing("the running sshd did not list its authentication methods")
+    weak = [method for method in live["auth_methods"] if method in ("password", "keyboard-interactive")]
+    return [f"the running sshd on {live['address']}:{live['port']} accepts {method} authentication (live)"
+            for method in weak]
 
 
 @pytest.mark.pssi("ADM-002")
@@ -125,22 +147,31 @@ def test_adm_003_sshd_policy(facts: HostFacts, pssi_rule: RuleContext) -> None:
         sshd_at_most(facts, "clientaliveinterval", pssi_rule.param("client_alive_interval"), 1),
         sshd_at_most(facts, "clientalivecountmax", pssi_rule.param("client_alive_count_max"), 1),
     ]
+    problems += running_sshd_password_problems(facts)
     groups = " ".join(facts.sshd_options().get("allowgroups", [])).split()
     expected = pssi_rule.param("allow_groups")
     if sorted(groups) != sorted(expected):
         problems.append(f"sshd -T: allowgroups is {' '.join(groups) or '(unset: every account)'}, "
-                        f"expected {' '.join(expected)}")
+                        f"expected {' '.join(expected)} (persisted)")
     fail_on(problems)
 
 
 @pytest.mark.pssi("ADM-004")
 def test_adm_004_sshd_modern_crypto(facts: HostFacts, pssi_rule: RuleContext) -> None:
     problems = []
+    live = running_sshd(facts)
     for key, param in (("kexalgorithms", "kex_algorithms"), ("ciphers", "ciphers"), ("macs", "macs")):
-        offered = facts.sshd(key).split(",")
-        extra = [a for a in offered if a not in pssi_rule.param(param)]
+        allowed = pssi_rule.param(param)
+        extra = [a for a in facts.sshd(key).split(",") if a not in allowed]
         if extra:
-            problems.append(f"sshd -T: {key} offers {', '.join(extra)} (not in the allowed list)")
+            problems.append(f"sshd -T: {key} offers {', '.join(extra)} (not in the allowed list) (persisted)")
+        if live is not None:
+            if not live["offered"].get(key):
+                raise FactMissing(f"the running sshd's key exchange proposal has no {key}")
+            extra_live = [a for a in live["offered"][key] if a not in allowed]
+            if extra_live:
+                problems.append(f"the running sshd on {live['address']}:{live['port']}: {key} offers "
+                                f"{', '.join(extra_live)} (not in the allowed list) (live)")
     host_keys = facts.sshd_options().get("hostkey", [])
     problems += [f"sshd -T: DSA host key {key}" for key in host_keys if "dsa" in key.rsplit("/", 1)[-1]
                  and "ecdsa" not in key]

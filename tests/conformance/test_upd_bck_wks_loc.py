@@ -12,6 +12,7 @@ import pytest
 
 from ght_socle.conform.facts import FactMissing, HostFacts, config_lines, fail_on, mode_exceeds
 from ght_socle.conform.parsers import apt_config_lines, apt_list, apt_value, parse_apt_sources
+from ght_socle.conform.persisted import module_load_problem
 from ght_socle.conform.plugin import RuleContext
 
 
@@ -210,21 +211,26 @@ def test_wks_002_screen_lock(facts: HostFacts, pssi_rule: RuleContext) -> None:
 
 @pytest.mark.pssi("WKS-003")
 def test_wks_003_usb_storage_blocked(facts: HostFacts, pssi_rule: RuleContext) -> None:
-    install_false: set[str] = set()
-    for text in facts.texts_under("/etc/modprobe.d/").values():
-        for line in config_lines(text):
-            fields = line.split()
-            if len(fields) >= 3 and fields[0] == "install" and fields[2] in ("/bin/false", "/bin/true",
-                                                                               "/usr/bin/false", "/usr/bin/true"):
-                install_false.add(fields[1].replace("_", "-"))
-    loaded = {m.replace("_", "-") for m in facts.system["modules"] or []}  # None: no loadable modules
+    # Both states: the module is not in the kernel now (live, /proc/modules) and the next load of it,
+    # at boot or when a device is plugged in, runs the install command of modprobe.d instead
+    # (persisted: `modprobe -n -v` merges every modprobe.d directory as the kernel's request would).
+    loaded = {m.replace("-", "_") for m in facts.system["modules"] or []}  # None: no loadable modules
+    dry_runs = facts.system.get("modprobe")
+    if dry_runs is None:
+        raise FactMissing("modprobe -n -v was not run for the blocked modules")
     problems = []
     for module in pssi_rule.param("blocked_kernel_modules"):
-        name = module.replace("_", "-")
-        if name not in install_false:
-            problems.append(f"/etc/modprobe.d: no 'install {module} /bin/false': the module can be loaded")
-        if name in loaded:
-            problems.append(f"/proc/modules: {module} is loaded")
+        if module not in dry_runs:
+            raise FactMissing(f"modprobe -n -v {module} was not run")
+        if module.replace("-", "_") in loaded:
+            problems.append(f"/proc/modules: {module} is loaded (live)")
+            continue  # modprobe does nothing for a module already loaded: its dry run tells nothing
+        try:
+            at_next_load = module_load_problem(dry_runs[module])
+        except ValueError as exc:
+            raise FactMissing(f"modprobe -n -v {module}: {exc}") from exc
+        if at_next_load is not None:
+            problems.append(f"modprobe -n -v {module}: {at_next_load} (persisted)")
     fail_on(problems)
 
 

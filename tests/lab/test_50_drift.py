@@ -25,11 +25,15 @@ LISTENER_UNIT = "conform-drift-listener"
 LISTENER_PORT = 8099
 # Sorts after the role's 99-zz-ght-hardening.conf: at the next boot its value wins (nothing loads it now).
 LATER_SYSCTL_FILE = "/etc/sysctl.d/99-zzz-conform-drift.conf"
+# Loaded by the running sshd only: the file says otherwise by the time conformance runs.
+WEAK_MAC = "hmac-sha1"
 
 # (what drifts, rule expected to catch it, a piece of the evidence the report must show)
 DRIFTS = [
     ("PermitRootLogin yes", "ADM-003", "permitrootlogin is 'yes'"),
     ("weak sshd cipher (CBC)", "ADM-004", "aes256-cbc"),
+    ("sshd reloaded with a weak MAC, its file changed back since", "ADM-004",
+     f"macs offers {WEAK_MAC} (not in the allowed list) (live)"),
     ("net.ipv4.ip_forward=1", "OSH-002", "net.ipv4.ip_forward = 1"),
     ("/etc/shadow world-readable", "OSH-009", "/etc/shadow: root:shadow mode 0644"),
     ("auditd stopped", "LOG-002", "kernel audit events are not recorded"),
@@ -54,6 +58,9 @@ DRIFTS = [
 INJECT = f"""set -eu
 rm -rf {BACKUP}; mkdir -m 700 {BACKUP}
 cp -a /etc/ssh/sshd_config /etc/shadow /etc/passwd /etc/login.defs {BACKUP}/
+sed -i '1i MACs {WEAK_MAC},hmac-sha2-256-etm@openssh.com,hmac-sha2-512-etm@openssh.com' /etc/ssh/sshd_config
+sshd -t; systemctl reload ssh.service; sleep 2
+cp -a {BACKUP}/sshd_config /etc/ssh/sshd_config
 sed -i -e '1i PermitRootLogin yes' -e '1i Ciphers aes256-cbc,aes128-ctr' /etc/ssh/sshd_config
 sshd -t
 sysctl -qw net.ipv4.ip_forward=1
@@ -95,6 +102,7 @@ step rm -f /etc/apt/apt.conf.d/99zz-conform-drift /etc/apt/sources.list.d/confor
 step rm -f /etc/sudoers.d/99-conform-drift
 step cp -a {BACKUP}/passwd {BACKUP}/shadow {BACKUP}/login.defs /etc/
 step cp -a {BACKUP}/sshd_config /etc/ssh/sshd_config
+step systemctl reload ssh.service
 step systemctl start auditd.service
 sleep 2
 [ $rc = 0 ] && rm -rf {BACKUP}

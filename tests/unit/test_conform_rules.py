@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from ght_socle.catalog import default_catalog
+from ght_socle.conform import gather_script
 from ght_socle.conform.facts import FactMissing, HostFacts, RuleFailed
 from ght_socle.conform.plugin import RuleContext
 from ght_socle.paths import project_root
@@ -175,7 +176,7 @@ def test_unexpected_listener_is_reported_and_loopback_ignored(raw: dict[str, Any
 
 def test_sshd_defaults_fail_the_ssh_policy(raw: dict[str, Any]) -> None:
     problems = verdict("test_adm_net", "test_adm_003_sshd_policy", "ADM-003", raw)
-    assert "sshd -T: permitrootlogin is 'without-password', expected 'no'" in problems
+    assert "sshd -T: permitrootlogin is 'without-password', expected 'no' (persisted)" in problems
 
 
 PSSI_ORIGINS = """APT::Periodic::Update-Package-Lists "1";
@@ -278,3 +279,62 @@ def test_audit_rules_are_checked_in_rules_d_too(raw: dict[str, Any]) -> None:
     raw["texts"]["/etc/audit/rules.d/50-ght.rules"] = "\n".join(rules) + "\n-e 2\n"
     problems = verdict("test_log", "test_log_002_audit_rules", "LOG-002", raw)
     assert not any(p.startswith("/etc/audit/rules.d") for p in problems), problems
+
+
+def test_running_sshd_is_read_from_its_key_exchange_and_none_authentication() -> None:
+    # Recorded `ssh -vv` to the fresh app-01's sshd: the server's proposal, not the client's, is kept.
+    recorded = (Path(__file__).parent / "data" / "ssh-vv-none-auth-app-01-fresh.txt").read_text(encoding="utf-8")
+    offered, methods = gather_script.parse_ssh_probe(recorded)
+    assert methods == ["publickey"]
+    assert "hmac-sha1" in offered["macs"] and "ssh-ed25519" in offered["hostkeyalgorithms"]
+    assert not any(name.startswith(("kex-strict-", "ext-info-")) for name in offered["kexalgorithms"])
+    assert offered["hostkeyalgorithms"] == ["rsa-sha2-512", "rsa-sha2-256", "ecdsa-sha2-nistp256", "ssh-ed25519"]
+
+
+def test_sshd_drift_says_whether_the_files_or_the_running_daemon_drifted(raw: dict[str, Any]) -> None:
+    allowed = default_catalog().param("ADM-004", "macs")
+    raw["files"]["/etc/ssh/ssh_host_dsa_key"] = {"exists": False}
+    options = raw["sshd"]["options"]
+    options["macs"] = [",".join(allowed)]
+    options["ciphers"] = [",".join(default_catalog().param("ADM-004", "ciphers"))]
+    options["kexalgorithms"] = [",".join(default_catalog().param("ADM-004", "kex_algorithms"))]
+    live = raw["sshd_live"]["offered"]
+    live["ciphers"], live["kexalgorithms"] = options["ciphers"][0].split(","), options["kexalgorithms"][0].split(",")
+    live["macs"] = [*allowed, "hmac-sha1"]  # reloaded with a weak MAC, file changed back since
+    assert verdict("test_adm_net", "test_adm_004_sshd_modern_crypto", "ADM-004", raw) == [
+        "the running sshd on 127.0.0.1:22: macs offers hmac-sha1 (not in the allowed list) (live)"]
+    live["macs"] = list(allowed)
+    options["macs"] = [",".join([*allowed, "hmac-sha1"])]  # file changed, daemon not reloaded yet
+    assert verdict("test_adm_net", "test_adm_004_sshd_modern_crypto", "ADM-004", raw) == [
+        "sshd -T: macs offers hmac-sha1 (not in the allowed list) (persisted)"]
+    raw["sshd_live"]["auth_methods"] = ["publickey", "password"]
+    assert "the running sshd on 127.0.0.1:22 accepts password authentication (live)" in verdict(
+        "test_adm_net", "test_adm_003_sshd_policy", "ADM-003", raw)
+
+
+def test_running_sshd_that_could_not_be_asked_is_an_error(raw: dict[str, Any]) -> None:
+    raw["errors"]["sshd_live"] = "RuntimeError: ssh to the running sshd on 127.0.0.1:22 printed no KEXINIT proposal"
+    with pytest.raises(FactMissing, match="sshd_live"):
+        verdict("test_adm_net", "test_adm_004_sshd_modern_crypto", "ADM-004", raw)
+
+
+def test_blocked_modules_are_checked_by_the_next_load_and_the_loaded_list(raw: dict[str, Any]) -> None:
+    # Recorded on the fresh app-01: modprobe -n -v would insert every module.
+    problems = verdict("test_upd_bck_wks_loc", "test_wks_003_usb_storage_blocked", "WKS-003", raw)
+    assert ("modprobe -n -v usb-storage: would load /lib/modules/6.1.0-56-amd64/kernel/drivers/usb/storage/"
+            "usb-storage.ko: no install line blocks it (persisted)") in problems
+    for dry_run in raw["system"]["modprobe"].values():
+        dry_run["output"] = "install /bin/false"
+    assert verdict("test_upd_bck_wks_loc", "test_wks_003_usb_storage_blocked", "WKS-003", raw) == []
+    raw["system"]["modules"].append("usb_storage")
+    raw["system"]["modprobe"]["usb-storage"]["output"] = ""  # modprobe does nothing for a loaded module
+    assert verdict("test_upd_bck_wks_loc", "test_wks_003_usb_storage_blocked", "WKS-003", raw) == [
+        "/proc/modules: usb-storage is loaded (live)"]
+    raw["system"]["modprobe"]["uas"] = {"rc": 1, "output": "", "error": "modprobe: FATAL: Module uas not found in "
+                                        "directory /lib/modules/6.1.0-56-amd64"}
+    raw["system"]["modules"].remove("usb_storage")
+    raw["system"]["modprobe"]["usb-storage"]["output"] = "install /bin/false"
+    assert verdict("test_upd_bck_wks_loc", "test_wks_003_usb_storage_blocked", "WKS-003", raw) == []
+    raw["system"]["modprobe"]["uas"]["error"] = "modprobe: ERROR: could not parse /etc/modprobe.d/x.conf"
+    with pytest.raises(FactMissing, match="modprobe -n -v uas"):
+        verdict("test_upd_bck_wks_loc", "test_wks_003_usb_storage_blocked", "WKS-003", raw)

@@ -120,6 +120,70 @@ def section_sshd():
     return {"installed": True, "options": options}
 
 
+SSHD_PROBE_USER = "conform-probe"
+# The server's KEXINIT lines of `ssh -vv` that name what the running daemon offers, by sshd -T's key.
+SSHD_KEXINIT = {"KEX algorithms": "kexalgorithms", "host key algorithms": "hostkeyalgorithms",
+                "ciphers ctos": "ciphers", "MACs ctos": "macs"}
+
+
+def sshd_listener():
+    """(address, port) of a socket the sshd process listens on, loopback first; None when none does."""
+    found = [entry for entry in listening_sockets().values()
+             if entry["proto"] == "tcp" and '"sshd"' in entry["process"]]
+    if not found:
+        return None
+    found.sort(key=lambda entry: (not entry["address"].startswith("127."), entry["address"]))
+    address = found[0]["address"]
+    wildcard = {"0.0.0.0": "127.0.0.1", "*": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
+    return wildcard.get(address, address), found[0]["port"]
+
+
+def parse_ssh_probe(debug_output):
+    """``({sshd -T key: [algorithms]}, [auth methods] or None)`` from the client's ``ssh -vv`` output:
+    the server's KEXINIT proposal (the strict-kex and ext-info markers are no algorithms) and its
+    answer to the ``none`` authentication."""
+    offered, methods, in_server_proposal = {}, None, False
+    for line in debug_output.splitlines():
+        text = line.split(": ", 1)[1] if line.startswith("debug") and ": " in line else line
+        if text.startswith("peer server KEXINIT proposal"):
+            in_server_proposal = True
+        elif text.endswith("KEXINIT proposal"):
+            in_server_proposal = False
+        elif in_server_proposal and text.partition(": ")[0] in SSHD_KEXINIT:
+            name, _, value = text.partition(": ")
+            offered[SSHD_KEXINIT[name]] = [algorithm for algorithm in value.split(",") if algorithm
+                                          and not algorithm.startswith(("ext-info-", "kex-strict-"))]
+        elif text.startswith("Authentications that can continue: "):
+            methods = text.split(": ", 1)[1].split(",")
+    return offered, methods
+
+
+def section_sshd_live():
+    """What the running sshd offers, asked over its own socket as a client would.
+
+    ``sshd -T`` prints the configuration the files on disk give the next start of sshd; the daemon
+    running now may have loaded another one (a file changed and not reloaded, or reloaded and changed
+    back). The client's ``none`` authentication asks for nothing secret: the server answers with its
+    key exchange proposal and the authentication methods it accepts (sshd logs a failed attempt of
+    the user SSHD_PROBE_USER from the loopback).
+    """
+    listener = sshd_listener()
+    if listener is None:
+        return {"listening": False}
+    address, port = listener
+    rc, _, err = run(["ssh", "-vv", "-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+                        "-o", "UserKnownHostsFile=/dev/null", "-o", "GlobalKnownHostsFile=/dev/null",
+                        "-o", "PreferredAuthentications=none", "-o", "ConnectTimeout=60", "-p", port,
+                        "-l", SSHD_PROBE_USER, address, "true"], timeout=120)
+    if rc is None:
+        raise RuntimeError("the OpenSSH client is not installed: the running sshd cannot be asked")
+    offered, methods = parse_ssh_probe(err)
+    if not offered.get("ciphers"):
+        raise RuntimeError(f"ssh to the running sshd on {address}:{port} printed no KEXINIT proposal: "
+                           + err.strip()[-300:])
+    return {"listening": True, "address": address, "port": port, "offered": offered, "auth_methods": methods}
+
+
 def section_sysctl():
     rc, out, err = run(["sysctl", "-a"])
     if rc is None:
@@ -390,8 +454,8 @@ def section_system():
         info["debian_version"] = read_file("/etc/debian_version").strip()
     blocked = {}
     for module in REQUEST.get("modprobe", []):
-        rc, out, _ = run(["modprobe", "-n", "-v", module])
-        blocked[module] = {"rc": rc, "output": out.strip()}
+        rc, out, err = run(["modprobe", "-n", "-v", module])
+        blocked[module] = {"rc": rc, "output": out.strip(), "error": err.strip()[-300:]}
     info["modprobe"] = blocked
     return info
 
@@ -407,8 +471,9 @@ def section_hashes():
 
 SECTIONS = {
     "files": section_files, "texts": section_texts, "dirs": section_dirs, "sshd": section_sshd,
+    "sshd_live": section_sshd_live,
     "sysctl": section_sysctl, "sysctl_d": section_sysctl_d, "mounts": section_mounts, "nft": section_nft,
-    "nft_file": section_nft_file,    "packages": section_packages,
+    "nft_file": section_nft_file, "packages": section_packages,
     "sockets": section_sockets, "units": section_units, "accounts": section_accounts, "audit": section_audit,
     "apparmor": section_apparmor, "chrony": section_chrony, "special_files": section_special_files,
     "log_files": section_log_files, "block_devices": section_block_devices, "system": section_system,

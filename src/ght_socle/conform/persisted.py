@@ -88,3 +88,33 @@ def merge_sysctl_files(files: list[Any]) -> BootSysctl:
             target.pop(key, None)  # a later assignment is applied later: keep the boot order
             target[key] = SysctlSetting(" ".join(value.split()), path)
     return merged
+
+
+# Commands a modprobe.d ``install`` line runs instead of loading the module: the load fails or does nothing.
+BLOCKING_INSTALL_COMMANDS = ("/bin/false", "/usr/bin/false", "/bin/true", "/usr/bin/true")
+
+
+def module_load_problem(dry_run: dict[str, Any]) -> str | None:
+    """What the next load of a kernel module would do, from ``modprobe -n -v MODULE``; None when it cannot load.
+
+    ``dry_run`` is the gather script's ``{"rc", "output", "error"}``. modprobe merges every modprobe.d
+    directory the way a load at boot or at a device's arrival does, and prints the commands that load
+    would run: ``install /bin/false`` when an install line replaces it, ``insmod <path>`` when the module
+    would enter the kernel, ``builtin <name>`` when it is in the kernel image. A module already in the
+    kernel prints nothing (the live state reports it). Raises ValueError when modprobe itself failed.
+    """
+    if dry_run.get("rc") is None:
+        raise ValueError("modprobe is not installed")
+    if dry_run["rc"] != 0:
+        if "not found" in dry_run.get("error", ""):
+            return None  # this kernel has no such module: nothing to load
+        raise ValueError(f"modprobe -n -v exited {dry_run['rc']}: {dry_run.get('error', '')[-200:]}")
+    commands = [line.split() for line in dry_run.get("output", "").splitlines() if line.strip()]
+    if any(words[0] == "install" and len(words) > 1 and words[1] in BLOCKING_INSTALL_COMMANDS for words in commands):
+        return None
+    if any(words[0] == "builtin" for words in commands):
+        return "built into the kernel: no modprobe.d line can block it"
+    inserted = [words[-1] for words in commands if words[0] == "insmod"]
+    if inserted:
+        return f"would load {inserted[-1]}: no install line blocks it"
+    return "runs no blocking install command"
