@@ -25,8 +25,16 @@ from ght_socle.components import (
 )
 from ght_socle.components.cloudinit import UserDataArgs
 from ght_socle.config.outputs import stack_outputs
+from ght_socle.errors import SocleError
+from ght_socle.plan import running_offline
 
-cfg = stack_config.from_pulumi()
+try:
+    cfg = stack_config.from_pulumi()
+except SocleError as error:
+    if running_offline():
+        raise  # socle plan reports it itself
+    # Under the real CLI too, a bad stack config is one line naming the file and the key: no stack trace.
+    raise pulumi.RunError(str(error)) from None
 settings = cfg.settings
 env = settings.environment
 
