@@ -7,17 +7,14 @@ not skipped): run `make engine`.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 from engine_workspace import Workspace, open_workspace
 
-from ght_socle import paths
 from ght_socle.engine import Engine, find_engine
+from ght_socle.engine.scratch import copy_program
 from ght_socle.engine.versions import PULUMI_VERSION
-
-ROOT = paths.project_root()
 
 
 @pytest.fixture(scope="session")
@@ -30,9 +27,5 @@ def engine() -> Engine:
 @pytest.fixture
 def workspace(tmp_path: Path, engine: Engine) -> Workspace:
     root = tmp_path / "project"
-    (root / "stacks").mkdir(parents=True)
-    shutil.copy(ROOT / "Pulumi.yaml", root / "Pulumi.yaml")
-    shutil.copy(ROOT / "stacks" / "__main__.py", root / "stacks" / "__main__.py")
-    shutil.copytree(ROOT / "stacks" / "config", root / "stacks" / "config")
-    shutil.copytree(ROOT / "policies", root / "policies")
+    copy_program(root)
     return open_workspace(root, tmp_path / "state", engine)

@@ -383,8 +383,8 @@ def status(layout: Layout | None = None) -> list[dict[str, Any]]:
     """One row per daemon: running (and answering), not answering, or dead."""
     layout = layout or Layout.default()
     state = CloudState.load(layout)
-    authority = tls.TlsFiles.of(layout).authority
-    context = tls_front.client_context(tls.TlsFiles.of(layout)) if authority.exists() else None
+    certificates = tls.TlsFiles.of(layout)
+    context = tls_front.client_context(certificates) if certificates.authority.exists() else None
     rows = []
     for name, daemon in state.daemons.items():
         alive = processes.is_alive(daemon)

@@ -73,20 +73,25 @@ def allow_local_cloud(policies: Path) -> None:
     settings.write_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
 
 
-def scratch_project(directory: Path, engine: Engine) -> ScratchProject:
-    """The copy under ``directory`` (``project/`` and ``state/``), its plugin installed, ready for stacks."""
-    from ght_socle.cloud import client_env
-    from ght_socle.engine.provider import find_plugin, install_plugin
-
+def copy_program(root: Path) -> None:
+    """Copy what `pulumi` runs into ``root``: Pulumi.yaml, the stack program, its configs, the policies."""
     source = paths.project_root()
-    root = directory / "project"
     (root / "stacks").mkdir(parents=True)
     shutil.copy(source / "Pulumi.yaml", root / "Pulumi.yaml")
     shutil.copy(source / "stacks" / "__main__.py", root / "stacks" / "__main__.py")
     shutil.copytree(source / "stacks" / "config", root / "stacks" / "config")
     shutil.copytree(source / "policies", root / "policies")
+
+
+def scratch_project(directory: Path, engine: Engine) -> ScratchProject:
+    """The copy under ``directory`` (``project/`` and ``state/``), its plugin installed, ready for stacks."""
+    from ght_socle.cloud import client_env
+    from ght_socle.engine.provider import find_plugin, install_plugin
+
+    root = directory / "project"
+    copy_program(root)
     # The runtime options (program and pack) name the virtualenv beside Pulumi.yaml: the project's.
-    (root / ".venv").symlink_to(source / ".venv", target_is_directory=True)
+    (root / ".venv").symlink_to(paths.project_root() / ".venv", target_is_directory=True)
     allow_local_cloud(root / "policies")
     settings = EngineSettings.resolve(state=directory / "state")
     env = {**os.environ, **engine_environment(engine, settings), **client_env(), "SOCLE_ROOT": str(root),
