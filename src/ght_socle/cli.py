@@ -23,7 +23,8 @@ EXIT_FINDINGS = 1
 EXIT_ERROR = 2
 
 # Order is the order of the data flow, which is also the order of --help.
-COMMAND_MODULES = ("pssi", "plan", "check", "engine", "inventory", "lab", "cloud", "harden", "conform", "demo")
+COMMAND_MODULES = ("pssi", "plan", "check", "engine", "inventory", "lab", "cloud", "harden", "conform", "reverify",
+                   "demo")
 
 
 class _Parser(argparse.ArgumentParser):

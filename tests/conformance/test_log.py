@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import re
 
@@ -10,6 +11,7 @@ import pytest
 from ght_socle.conform.facts import HostFacts, config_lines, fail_on, mode_exceeds
 from ght_socle.conform.parsers import rsyslog_params, rsyslog_statements
 from ght_socle.conform.plugin import RuleContext
+from ght_socle.reverify.summary import last_summary_problems
 
 
 def chrony_sources(facts: HostFacts) -> list[tuple[str, str, str]]:
@@ -289,3 +291,32 @@ def test_log_007_bastion_session_records(facts: HostFacts, pssi_rule: RuleContex
     if not secure:
         problems.append("rsyslog: session records are not shipped to the collector over TLS")
     fail_on(problems + plain)
+
+
+REVERIFY_TIMER = "ght-reverify.timer"
+REVERIFY_FILES = {"/usr/local/lib/ght-socle/ght-reverify": "0700", "/usr/local/lib/ght-socle/gather.py": "0700",
+                  "/var/lib/ght-reverify": "0700", "/var/lib/ght-reverify/baseline.json": "0600"}
+
+
+@pytest.mark.pssi("LOG-009")
+def test_log_009_scheduled_reverification(facts: HostFacts, pssi_rule: RuleContext) -> None:
+    interval = int(pssi_rule.param("interval_hours"))
+    problems = []
+    if not facts.unit_enabled(REVERIFY_TIMER):
+        problems.append(f"{REVERIFY_TIMER} is not enabled (persisted): it will not run after the next boot")
+    if not facts.unit_active(REVERIFY_TIMER):
+        problems.append(f"{REVERIFY_TIMER} is not active (live)")
+    timer = config_lines(facts.text(f"/etc/systemd/system/{REVERIFY_TIMER}"))
+    if f"OnUnitActiveSec={interval}h" not in timer:
+        problems.append(f"{REVERIFY_TIMER} does not run every {interval} h (OnUnitActiveSec)")
+    for path, mode in REVERIFY_FILES.items():
+        info = facts.stat(path)
+        if info is None:
+            problems.append(f"{path} is absent")
+        elif info["owner"] != "root" or mode_exceeds(info["mode"], mode):
+            problems.append(f"{path}: {info['owner']} {info['mode']}, expected root and at most {mode}")
+    # Two intervals plus the timer's random delay: one missed run is tolerated, two are not.
+    max_age = datetime.timedelta(hours=2 * interval, minutes=30)
+    problems += last_summary_problems(facts.text("/var/lib/ght-reverify/last-summary.json"),
+                                      facts.text("/etc/ght-pki/ca.crt"), facts.system["time"], max_age)
+    fail_on(problems)

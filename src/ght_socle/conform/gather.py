@@ -16,7 +16,7 @@ import fcntl
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,8 @@ STAT_PATHS = [
     "/var/lib/apt/periodic/unattended-upgrades-stamp", "/var/lib/apt/periodic/upgrade-stamp",
     "/var/lib/apt/periodic/update-success-stamp", "/var/log/unattended-upgrades/unattended-upgrades.log",
     "/etc/crypttab", "/etc/ght-backup", "/etc/ght-backup/repository.pass",
-    "/var/lib/ght-backup/repository-initialised",
+    "/var/lib/ght-backup/repository-initialised", "/var/lib/ght-reverify", "/var/lib/ght-reverify/baseline.json",
+    "/usr/local/lib/ght-socle/gather.py", "/usr/local/lib/ght-socle/ght-reverify",
 ]
 # Configuration files whose content the rules parse (globs allowed).
 READ_PATHS = [
@@ -51,6 +52,7 @@ READ_PATHS = [
     "/etc/default/useradd", "/etc/environment", "/etc/security/pwhistory.conf", "/etc/logrotate.d/*",
     "/etc/tmpfiles.d/*", "/etc/popularity-contest.conf", "/etc/ght-backup/ght-backup.env",
     "/var/lib/ght-backup/last-backup", "/var/lib/ght-backup/last-restore-test",
+    "/var/lib/ght-reverify/last-summary.json", "/etc/ght-pki/ca.crt",
 ]
 # systemd units whose state the rules check.
 UNITS = [
@@ -59,23 +61,28 @@ UNITS = [
     "apparmor.service", "aide.timer", "dailyaidecheck.timer", "cron.service", "systemd-timesyncd.service",
     "ntp.service", "ntpsec.service", "postfix.service", "exim4.service", "avahi-daemon.service",
     "cups.service", "rpcbind.service", "ght-backup.timer", "ght-restore-test.timer", "logrotate.timer",
+    "ght-reverify.timer",
 ]
 
 
 def fact_request(catalog: Catalog) -> dict[str, Any]:
     """What the gather script collects: the fixed lists plus the paths named by rule parameters."""
+    return request_for_params({rule_id: rule.params for rule_id, rule in catalog.effective.items()})
+
+
+def request_for_params(params: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """``fact_request`` from the rules' effective parameters (``ght_pssi_params`` in a play)."""
     stat_paths = list(STAT_PATHS)
-    rules = catalog.effective
-    if "LOG-002" in rules:
-        stat_paths += list(rules["LOG-002"].params.get("audit_watch_paths", []))
-    if "LOG-006" in rules:
-        stat_paths.append(str(rules["LOG-006"].params.get("collector_storage_dir", "/var/log/remote")))
-    if "OSH-009" in rules:
-        stat_paths += list(rules["OSH-009"].params.get("sensitive_file_modes", {}))
+    if "LOG-002" in params:
+        stat_paths += list(params["LOG-002"].get("audit_watch_paths", []))
+    if "LOG-006" in params:
+        stat_paths.append(str(params["LOG-006"].get("collector_storage_dir", "/var/log/remote")))
+    if "OSH-009" in params:
+        stat_paths += list(params["OSH-009"].get("sensitive_file_modes", {}))
     list_dirs = ["/etc/sudoers.d", "/etc/apt/sources.list.d", "/var/backups/ght"]
-    if "LOG-006" in rules:
-        list_dirs.append(str(rules["LOG-006"].params.get("collector_storage_dir", "/var/log/remote")))
-    modprobe = list(rules["WKS-003"].params.get("blocked_kernel_modules", [])) if "WKS-003" in rules else []
+    if "LOG-006" in params:
+        list_dirs.append(str(params["LOG-006"].get("collector_storage_dir", "/var/log/remote")))
+    modprobe = list(params["WKS-003"].get("blocked_kernel_modules", [])) if "WKS-003" in params else []
     return {
         "stat": sorted(set(stat_paths)),
         "read": READ_PATHS,
