@@ -75,6 +75,7 @@ def test_what_moves_by_itself_is_not_drift() -> None:
     later["sysctl"]["fs.file-nr"] = "2048 0 9223372036854775807"  # not set by any sysctl.d file
     later["files"]["/etc/shadow"].update(size=950, mtime=2)
     later["files"]["/var/lib/ght-backup/repository-initialised"]["mtime"] = 6
+    later["files"]["/var/lib/apt/periodic/update-success-stamp"] = {"exists": True, "mode": "0644"}  # apt-daily ran
     later["texts"]["/var/lib/ght-backup/last-backup"] = "2026-12-02T00:00:00Z\n"
     later["dirs"]["/var/backups/ght"]["two"] = {"mode": "0600", "owner": "root", "group": "root"}
     later["nft"]["ruleset"][0]["rule"]["expr"][0]["counter"] = {"packets": 99, "bytes": 9999}

@@ -35,8 +35,10 @@ TLS_DIR = "/etc/ght-pki"
 SHIP = ["logger", "--size", "16384", "-p", "authpriv.notice", "-t", "ght-reverify"]
 MAX_DRIFT_ITEMS = 20
 MAX_ITEM_LENGTH = 120
-# Paths whose content changes by itself on a healthy host: the backup agent's run records.
-VOLATILE_PREFIXES = ("/var/lib/ght-backup/", "/var/lib/ght-reverify/", "/var/backups/ght")
+# Paths that change by themselves on a healthy host: the backup agent's and APT's run records, this
+# agent's own files.
+VOLATILE_PREFIXES = ("/var/lib/ght-backup/", "/var/lib/ght-reverify/", "/var/backups/ght", "/var/lib/apt/periodic/",
+                     "/var/log/unattended-upgrades/")
 POSTURE_SECTIONS = ("sysctl", "sysctl_d", "files", "texts", "dirs", "sshd", "units", "mounts", "nft", "nft_file",
                     "audit", "apparmor", "accounts", "packages", "sockets", "special_files", "modprobe")
 
@@ -248,9 +250,10 @@ def command_run(args):
     try:
         with open(os.path.join(args.state_dir, "baseline.json")) as stream:
             reference = json.load(stream)
-        drift, errors = compare(reference.get("posture") or {}, posture(gather()))
-        summary.update({"baseline": reference.get("time"), "status": "error" if errors else "drift" if drift else "ok",
-                        "errors": errors, "drift_count": len(drift), "drift": drift[:MAX_DRIFT_ITEMS]})
+        facts = gather()
+        drift, errors = compare(reference.get("posture") or {}, posture(facts))
+        summary.update({"baseline": reference.get("time"), "gather_seconds": facts.get("gather_seconds"),
+                        "status": "error" if errors else "drift" if drift else "ok", "errors": errors, "drift_count": len(drift), "drift": drift[:MAX_DRIFT_ITEMS]})
     except (OSError, ValueError, RuntimeError, subprocess.SubprocessError) as exc:
         summary.update({"status": "error", "errors": [f"{type(exc).__name__}: {exc}"[:300]],
                         "drift_count": 0, "drift": []})
