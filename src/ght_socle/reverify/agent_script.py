@@ -253,7 +253,8 @@ def command_run(args):
         facts = gather()
         drift, errors = compare(reference.get("posture") or {}, posture(facts))
         summary.update({"baseline": reference.get("time"), "gather_seconds": facts.get("gather_seconds"),
-                        "status": "error" if errors else "drift" if drift else "ok", "errors": errors, "drift_count": len(drift), "drift": drift[:MAX_DRIFT_ITEMS]})
+                        "status": "error" if errors else "drift" if drift else "ok", "errors": errors,
+                        "drift_count": len(drift), "drift": drift[:MAX_DRIFT_ITEMS]})
     except (OSError, ValueError, RuntimeError, subprocess.SubprocessError) as exc:
         summary.update({"status": "error", "errors": [f"{type(exc).__name__}: {exc}"[:300]],
                         "drift_count": 0, "drift": []})
