@@ -19,7 +19,6 @@ Targets: one host under 15 s under TCG and at least 5x faster than the naive pat
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -29,6 +28,7 @@ import time
 from pathlib import Path
 
 from lynis_audit import audit
+from running_lab import lab_inventory
 
 from ght_socle.catalog import Catalog, default_catalog
 from ght_socle.conform.inventory import Inventory, load_inventory
@@ -36,14 +36,6 @@ from ght_socle.conform.runner import RunOptions, build_report, run_suites
 
 TARGET_ONE_HOST_SECONDS = 15.0
 TARGET_SPEEDUP = 5.0
-
-
-def lab_inventory() -> Path:
-    status = subprocess.run([sys.executable, "-m", "ght_socle.cli", "lab", "status", "--format", "json"],
-                            capture_output=True, text=True, check=False)
-    if status.returncode != 0:
-        raise SystemExit(f"the lab is not running (socle lab status exit {status.returncode}): socle lab up first")
-    return Path(json.loads(status.stdout)["inventory"])
 
 
 def run_conform(catalog: Catalog, inventory: Inventory, hosts: list[str]) -> dict[str, object]:

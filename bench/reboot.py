@@ -14,20 +14,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-SOCLE = [sys.executable, "-m", "ght_socle.cli"]
-
-
-def lab_inventory() -> Path:
-    status = subprocess.run([*SOCLE, "lab", "status", "--format", "json"], capture_output=True, text=True,
-                            check=False)
-    if status.returncode != 0:
-        raise SystemExit(f"the lab is not running (socle lab status exit {status.returncode}): socle lab up first")
-    return Path(json.loads(status.stdout)["inventory"])
+from running_lab import SOCLE, lab_inventory
 
 
 def conform(inventory: Path, output: Path) -> tuple[float, dict[tuple[str, str], str]]:

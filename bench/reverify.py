@@ -20,19 +20,11 @@ import time
 from pathlib import Path
 
 import yaml
+from running_lab import SOCLE, lab_inventory
 
 from ght_socle.paths import state_dir
 
-SOCLE = [sys.executable, "-m", "ght_socle.cli"]
 STORAGE = "/var/log/remote"
-
-
-def lab_inventory() -> Path:
-    status = subprocess.run([*SOCLE, "lab", "status", "--format", "json"], capture_output=True, text=True,
-                            check=False)
-    if status.returncode != 0:
-        raise SystemExit(f"the lab is not running (socle lab status exit {status.returncode}): socle lab up first")
-    return Path(json.loads(status.stdout)["inventory"])
 
 
 def ssh(inventory: Path, host: str, command: str) -> subprocess.CompletedProcess[str]:
