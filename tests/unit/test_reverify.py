@@ -10,6 +10,8 @@ import copy
 import datetime
 import json
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -269,3 +271,41 @@ def test_baseline_then_runs_ship_ok_drift_and_error(tmp_path: Path, monkeypatch:
     assert summaries[2].errors[0].startswith("JSONDecodeError")
     recorded = json.loads((tmp_path / "state" / "last-summary.json").read_text())
     assert recorded["status"] == "error" and recorded["line"] == shipped.read_text().splitlines()[-1]
+
+
+def socle(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ght_socle.cli", *args], capture_output=True, text=True, check=False)
+
+
+def test_socle_reverify_reports_drift_staleness_and_refusals(tmp_path: Path) -> None:
+    ca = make_ca(tmp_path, "GHT lab CA")
+    now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    for host, status, age in (("app-01", "ok", 1), ("db-01", "drift", 1), ("wks-01", "ok", 30)):
+        make_host(tmp_path / host, host, ca)
+        summary = dict(SUMMARY, host=host, status=status, time=(now - datetime.timedelta(hours=age)).isoformat(),
+                       drift=SUMMARY["drift"] if status == "drift" else [], drift_count=int(status == "drift"))
+        (tmp_path / "remote" / host).mkdir(parents=True)
+        (tmp_path / "remote" / host / "today.log").write_text(
+            f"x ght-reverify: {agent_script.summary_line(summary, str(tmp_path / host))}\n")
+    completed = socle("reverify", "--logs", str(tmp_path / "remote"), "--ca", str(tmp_path / "ca.crt"),
+                      "--format", "json")
+    assert completed.returncode == 1, completed.stderr
+    verdicts = {row["host"]: row["verdict"] for row in json.loads(completed.stdout)["hosts"]}
+    assert verdicts == {"app-01": "ok", "db-01": "drift", "wks-01": "stale"}
+    for host in ("db-01", "wks-01"):
+        (tmp_path / "remote" / host / "today.log").unlink()
+    completed = socle("reverify", "--logs", str(tmp_path / "remote"), "--ca", str(tmp_path / "ca.crt"))
+    assert completed.returncode == 0, completed.stdout
+    rows = [line.split() for line in completed.stdout.splitlines()[2:]]
+    assert [(row[0], row[2]) for row in rows] == [("app-01", "ok")], completed.stdout
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--logs", "/nonexistent/remote", "--ca", "ca.crt"], "--logs: not a directory"),
+    (["--logs", ".", "--ca", "/nonexistent/ca.crt"], "--ca: No such file or directory"),
+    (["--logs", ".", "--ca", "pyproject.toml"], "--ca: not a PEM certificate"),
+])
+def test_socle_reverify_bad_input_is_one_line_exit_2(args: list[str], message: str) -> None:
+    completed = socle("reverify", *args)
+    assert completed.returncode == 2 and completed.stdout == ""
+    assert len(completed.stderr.splitlines()) == 1 and message in completed.stderr, completed.stderr
