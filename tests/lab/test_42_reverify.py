@@ -42,10 +42,22 @@ def collector(lab: Lab) -> str:
     return lab.group("log_collector")[0]
 
 
+def forwarding_hosts(lab: Lab) -> list[str]:
+    """The Linux hosts whose logs go to the collector (the collector keeps its own locally: LOG-003)."""
+    return [host for host in lab.group("linux") if host not in lab.group("log_collector")]
+
+
 def read_collector(lab: Lab, host: str) -> CollectorReading:
-    result = lab.run(collector(lab), f"grep -h 'GHT-REVERIFY v1' {STORAGE}/{host}/*.log || true", sudo=True)
+    """The summaries of ``host`` as the SOC finds them: in the collector's storage, or in the collector's own
+    journal for the collector itself."""
+    if host in lab.group("log_collector"):
+        where, command = "journal", "journalctl -t ght-reverify -o cat --no-pager"
+    else:
+        where = f"{STORAGE}/{host}"
+        command = f"cat {where}/*.log 2>/dev/null || true"
+    result = lab.run(collector(lab), command, sudo=True)
     assert result.returncode == 0, result.stderr
-    lines = [(f"{collector(lab)}:{STORAGE}/{host}", line) for line in result.stdout.splitlines()]
+    lines = [(f"{collector(lab)}:{where}", line) for line in result.stdout.splitlines()]
     return read_lines(lines, load_ca(lab_ca(lab)))
 
 
@@ -123,12 +135,12 @@ def test_socle_reverify_reads_a_copy_of_the_collector_storage(hardened_lab: Lab,
     storage = tmp_path / "remote"
     storage.mkdir()
     subprocess.run(["tar", "-C", str(storage), "-xf", "-"], input=base64.b64decode(archive.stdout), check=True)
-    refused = sum(len(read_collector(hardened_lab, host).refused) for host in hardened_lab.group("linux"))
+    refused = sum(len(read_collector(hardened_lab, host).refused) for host in forwarding_hosts(hardened_lab))
     completed = subprocess.run([sys.executable, "-m", "ght_socle.cli", "reverify", "--logs", str(storage),
                                 "--ca", str(lab_ca(hardened_lab))], capture_output=True, text=True, check=False)
     # A refused message (the forgery of the previous test, when it ran) is a finding: exit 1.
     assert completed.returncode == (1 if refused else 0), completed.stdout + completed.stderr
-    for host in hardened_lab.group("linux"):
+    for host in forwarding_hosts(hardened_lab):
         assert any(line.split()[:1] == [host] and " ok " in line for line in completed.stdout.splitlines()), \
             completed.stdout
     assert completed.stdout.count("REFUSED ") == refused
