@@ -95,7 +95,7 @@ def test_kernel_parameters_a_distribution_file_undoes_at_boot_fail_as_persisted(
     assert verdict("test_osh", "test_osh_002_kernel_parameters", "OSH-002", raw) == []
     del raw["sysctl_d"][0]
     problems = verdict("test_osh", "test_osh_002_kernel_parameters", "OSH-002", raw)
-    assert any(p.startswith("sysctl kernel.kptr_restrict is set by no sysctl.d file (persisted)") for p in problems), \
+    assert any(p.startswith("sysctl kernel.ptrace_scope is set by no sysctl.d file (persisted)") for p in problems), \
         problems
 
 
