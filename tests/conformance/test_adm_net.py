@@ -8,7 +8,15 @@ from typing import Any
 import pytest
 
 from ght_socle.conform.facts import FactMissing, HostFacts, fail_on, mode_exceeds
-from ght_socle.conform.parsers import Network, defaults_set, input_chains, open_ports_from, parse_sudoers, port_spec
+from ght_socle.conform.parsers import (
+    Network,
+    defaults_set,
+    input_chains,
+    open_ports_from,
+    parse_sudoers,
+    port_spec,
+    sudo_spec_problems,
+)
 from ght_socle.conform.plugin import RuleContext
 
 
@@ -202,9 +210,6 @@ def test_adm_006_sudo_restricted(facts: HostFacts, pssi_rule: RuleContext) -> No
     sudo_group = "%" + pssi_rule.param("sudo_group")
     nopasswd_allowed = set(pssi_rule.param("nopasswd_allowed"))
     problems = []
-    missing = [d for d in pssi_rule.param("required_defaults") if d not in defaults_set(policy)]
-    if missing:
-        problems.append(f"sudoers: Defaults {', '.join(missing)} not set")
     for path, principals, line in policy.grants:
         for principal in principals:
             if "NOPASSWD" in line and principal not in nopasswd_allowed:
@@ -213,6 +218,95 @@ def test_adm_006_sudo_restricted(facts: HostFacts, pssi_rule: RuleContext) -> No
             elif principal not in ("root", sudo_group) and principal not in nopasswd_allowed:
                 problems.append(f"{path}: {line!r}: {principal} gets sudo rights (only {sudo_group} may)")
     fail_on(problems)
+
+
+def admin_principals(rule: RuleContext) -> list[str]:
+    """Principals ADM-006 lets run ALL as root: root, the admin group, the automation entry."""
+    return ["root", "%" + rule.param("sudo_group", "ADM-006"), *rule.param("nopasswd_allowed", "ADM-006")]
+
+
+def umask_covers(value: str, required: str) -> bool:
+    """True when sudo's ``umask=value`` masks at least the bits of ``required`` (0077 covers 0027)."""
+    try:
+        return int(value, 8) & int(required, 8) == int(required, 8)
+    except ValueError:
+        return False
+
+
+@pytest.mark.pssi("ADM-010")
+def test_adm_010_sudo_defaults_and_files(facts: HostFacts, pssi_rule: RuleContext) -> None:
+    policy = parse_sudoers(facts.all_sudoers_lines())
+    problems = []
+    flags = defaults_set(policy)
+    missing = [d for d in pssi_rule.param("required_defaults") if d not in flags]
+    if missing:
+        problems.append(f"sudoers: Defaults {', '.join(missing)} not set")
+    required_umask = pssi_rule.param("umask")
+    umasks = [item.split("=", 1)[1].strip() for _path, line in policy.defaults if line.split(None, 1)[0] == "Defaults"
+              for item in line.split(None, 1)[-1].split(",") if item.strip().startswith("umask=")]
+    if not umasks or not umask_covers(umasks[-1], required_umask):
+        problems.append(f"sudoers: Defaults umask={umasks[-1] if umasks else '(unset, sudo uses 0022)'}, "
+                        f"expected {required_umask} or stricter")
+    # A negation lifts a required flag: everywhere for `Defaults !flag`, for one principal otherwise.
+    required = set(pssi_rule.param("required_defaults"))
+    exempt = set(pssi_rule.param("exempt_flags"))
+    admins = set(admin_principals(pssi_rule))
+    for path, line in policy.defaults:
+        head, _, rest = line.partition(" ")
+        lifted = [item.strip()[1:] for item in rest.split(",") if item.strip().startswith("!")
+                  and item.strip()[1:] in required]
+        if not lifted:
+            continue
+        scope = head.split(":", 1)[1] if head.startswith("Defaults:") else ""
+        principals = [p.strip() for p in scope.split(",") if p.strip()]
+        if head != "Defaults:" + scope or not principals:
+            problems.append(f"{path}: {line!r} lifts {', '.join(lifted)} beyond a user list")
+        elif not (set(principals) <= admins and set(lifted) <= exempt):
+            problems.append(f"{path}: {line!r} lifts {', '.join(lifted)} for {', '.join(principals)} "
+                            f"(only {', '.join(sorted(exempt))} for {', '.join(sorted(admins - {'root'}))})")
+    for path, maximum in (("/etc/sudoers", "0440"), ("/etc/sudoers.d", "0750")):
+        info = facts.stat(path)
+        if info is None:
+            if path == "/etc/sudoers":
+                problems.append("/etc/sudoers is missing")
+            continue
+        if info["owner"] != "root" or mode_exceeds(info["mode"], maximum):
+            problems.append(f"{path}: {info['owner']}:{info['group']} mode {info['mode']}, expected root, "
+                            f"at most {maximum}")
+    for path in sorted(facts.texts_under("/etc/sudoers.d/")):
+        info = facts.stat(path)
+        if info is None:
+            raise FactMissing(f"{path} was read but not stat'ed (gather STAT_PATHS lacks /etc/sudoers.d/*)")
+        if info["owner"] != "root" or mode_exceeds(info["mode"], "0440"):
+            problems.append(f"{path}: {info['owner']}:{info['group']} mode {info['mode']}, expected root, at most 0440")
+    fail_on(problems)
+
+
+def sudo_problems(facts: HostFacts, rule: RuleContext, rule_id: str) -> list[str]:
+    editors = rule.param("editors", "ADM-014")
+    lines = [f"{line}" for _path, line in facts.all_sudoers_lines()]
+    found = sudo_spec_problems(lines, admin_principals(rule), editors)[rule_id]
+    return [f"sudoers: {problem}" for problem in found]
+
+
+@pytest.mark.pssi("ADM-011")
+def test_adm_011_sudo_non_privileged_targets(facts: HostFacts, pssi_rule: RuleContext) -> None:
+    fail_on(sudo_problems(facts, pssi_rule, "ADM-011"))
+
+
+@pytest.mark.pssi("ADM-012")
+def test_adm_012_sudo_no_negation(facts: HostFacts, pssi_rule: RuleContext) -> None:
+    fail_on(sudo_problems(facts, pssi_rule, "ADM-012"))
+
+
+@pytest.mark.pssi("ADM-013")
+def test_adm_013_sudo_explicit_arguments(facts: HostFacts, pssi_rule: RuleContext) -> None:
+    fail_on(sudo_problems(facts, pssi_rule, "ADM-013"))
+
+
+@pytest.mark.pssi("ADM-014")
+def test_adm_014_sudoedit_not_editors(facts: HostFacts, pssi_rule: RuleContext) -> None:
+    fail_on(sudo_problems(facts, pssi_rule, "ADM-014"))
 
 
 @pytest.mark.pssi("ADM-007")

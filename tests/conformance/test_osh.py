@@ -24,19 +24,13 @@ def test_osh_001_boot_root_only(facts: HostFacts, pssi_rule: RuleContext) -> Non
     fail_on(problems)
 
 
-@pytest.mark.pssi("OSH-002")
-def test_osh_002_kernel_parameters(facts: HostFacts, pssi_rule: RuleContext) -> None:
-    # Both states: the value the kernel has now (live) and the one the sysctl.d files give it at the
-    # next boot (persisted, merged in systemd-sysctl's order): a distribution file sorting after the
-    # hardened one would undo it at every boot while the live value still passes.
+def sysctl_problems(facts: HostFacts, expected_values: dict[str, object], at_least: set[str]) -> list[str]:
+    """Each key checked in both states: the value the kernel has now (live) and the one the sysctl.d
+    files give it at the next boot (persisted, merged in systemd-sysctl's order): a distribution file
+    sorting after the hardened one would undo it at every boot while the live value still passes."""
     ipv6_off_at_boot = "ipv6.disable=1" in facts.system["cmdline"]
-    at_least = set(pssi_rule.param("sysctl_at_least"))
-    problems = []
-    expected_values = dict(pssi_rule.param("sysctl"))
-    addresses = pssi_rule.host_vars.get("ght_addresses")
-    if isinstance(addresses, dict) and len(addresses) > 1:
-        expected_values.update(pssi_rule.param("multi_homed_sysctl"))
     at_boot = facts.sysctl_at_boot()
+    problems = []
 
     def meets(key: str, value: str, expected: object) -> bool:
         if key in at_least and value.lstrip("-").isdigit():
@@ -59,7 +53,50 @@ def test_osh_002_kernel_parameters(facts: HostFacts, pssi_rule: RuleContext) -> 
         elif not meets(key, persisted.value, expected):
             problems.append(f"sysctl {key} = {persisted.value} persisted by {persisted.source} (last in boot "
                             f"order), expected {wanted}")
-    fail_on(problems)
+    return problems
+
+
+def multi_homed(pssi_rule: RuleContext) -> bool:
+    addresses = pssi_rule.host_vars.get("ght_addresses")
+    return isinstance(addresses, dict) and len(addresses) > 1
+
+
+@pytest.mark.pssi("OSH-002")
+def test_osh_002_kernel_parameters(facts: HostFacts, pssi_rule: RuleContext) -> None:
+    expected_values = dict(pssi_rule.param("sysctl"))
+    fail_on(sysctl_problems(facts, expected_values, set(pssi_rule.param("sysctl_at_least"))))
+
+
+@pytest.mark.pssi("OSH-011")
+def test_osh_011_kernel_options(facts: HostFacts, pssi_rule: RuleContext) -> None:
+    expected_values = dict(pssi_rule.param("sysctl"))
+    expected_values["kernel.pid_max"] = pssi_rule.param("pid_max")
+    expected_values["net.ipv4.ip_local_port_range"] = " ".join(str(p) for p in pssi_rule.param("local_port_range"))
+    fail_on(sysctl_problems(facts, expected_values, set(pssi_rule.param("sysctl_at_least"))))
+
+
+def interfaces_of(facts: HostFacts, family: str) -> list[str]:
+    """Interfaces the kernel has now, as ``sysctl -a`` lists them (``net.ipv4.conf.<name>.<key>``)."""
+    prefix = f"net.{family}.conf."
+    names = {key[len(prefix):].rsplit(".", 1)[0] for key in facts.section("sysctl") if key.startswith(prefix)}
+    # A name with a dot (a VLAN) makes the key ambiguous; all/default are checked as keys of their own.
+    return sorted(name for name in names if "." not in name and name not in ("all", "default"))
+
+
+@pytest.mark.pssi("OSH-012")
+def test_osh_012_interface_network_parameters(facts: HostFacts, pssi_rule: RuleContext) -> None:
+    # all/default alone do not set an interface that already exists (for a non-forwarding interface,
+    # accept_redirects is all OR interface): every interface is checked, live and at boot.
+    ipv4 = dict(pssi_rule.param("ipv4_conf"))
+    if multi_homed(pssi_rule):
+        ipv4.update(pssi_rule.param("multi_homed_ipv4_conf"))
+    expected_values: dict[str, object] = {}
+    for family, keys in (("ipv4", ipv4), ("ipv6", dict(pssi_rule.param("ipv6_conf")))):
+        for interface in ["all", "default", *interfaces_of(facts, family)]:
+            expected_values.update({f"net.{family}.conf.{interface}.{key}": value for key, value in keys.items()})
+    if not interfaces_of(facts, "ipv4"):
+        raise FactMissing("sysctl -a lists no IPv4 interface (net.ipv4.conf.<interface>.*)")
+    fail_on(sysctl_problems(facts, expected_values, set()))
 
 
 def mount_of(facts: HostFacts, target: str, table: str = "live") -> dict[str, str] | None:

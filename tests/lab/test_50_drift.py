@@ -25,6 +25,8 @@ LISTENER_UNIT = "conform-drift-listener"
 LISTENER_PORT = 8099
 # Sorts after the role's 99-zz-ght-hardening.conf: at the next boot its value wins (nothing loads it now).
 LATER_SYSCTL_FILE = "/etc/sysctl.d/99-zzz-conform-drift.conf"
+# The interface whose own sysctl keys drift (OSH-012): all/default stay hardened.
+DRIFT_INTERFACE = "eth0"
 # Loaded by the running sshd only: the file says otherwise by the time conformance runs.
 WEAK_MAC = "hmac-sha1"
 
@@ -52,6 +54,17 @@ DRIFTS = [
     ("later sysctl.d file undoing a setting at boot", "OSH-002",
      f"fs.protected_fifos = 1 persisted by {LATER_SYSCTL_FILE}"),
     ("AppArmor profiles unloaded (aa-teardown)", "OSH-006", "no AppArmor profile loaded in enforce mode (live"),
+    ("perf events sampled at full rate again", "OSH-011", "kernel.perf_event_max_sample_rate = 100000 (live)"),
+    ("one interface accepting ICMP redirects (all/default untouched)", "OSH-012",
+     f"net.ipv4.conf.{DRIFT_INTERFACE}.accept_redirects = 1 (live)"),
+    ("later sysctl.d file re-enabling redirects on one interface at boot", "OSH-012",
+     f"net.ipv4.conf.{DRIFT_INTERFACE}.send_redirects = 1 persisted by {LATER_SYSCTL_FILE}"),
+    ("noexec lifted for a non-admin user", "ADM-010", "lifts noexec for conform-drift-ops"),
+    ("/etc/sudoers.d opened to everyone", "ADM-010", "/etc/sudoers.d: root:root mode 0755"),
+    ("delegation running a command as root", "ADM-011", "runs commands as root for conform-drift-ops"),
+    ("negation in a sudo specification", "ADM-012", "negated command '!/usr/bin/su'"),
+    ("delegated command without explicit arguments", "ADM-013", "/usr/bin/id without arguments"),
+    ("editor allowed through sudo", "ADM-014", "editor /usr/bin/vim (use sudoedit)"),
 ]
 
 # Each line saves what it changes first; `set -e` so a half-injected host is reported at once.
@@ -67,7 +80,12 @@ sysctl -qw net.ipv4.ip_forward=1
 chmod 0644 /etc/shadow
 systemctl kill --signal=TERM auditd.service; sleep 1
 printf 'conform-drift-ops ALL=(ALL) NOPASSWD: ALL\\n' > /etc/sudoers.d/99-conform-drift
-chmod 0440 /etc/sudoers.d/99-conform-drift; visudo -cq
+printf '%s\\n' 'Defaults:conform-drift-ops !noexec' 'conform-drift-ops ALL=(root) /usr/bin/vim /etc/hosts' \\
+  'conform-drift-ops ALL=(nobody) /usr/bin/id, !/usr/bin/su' > /etc/sudoers.d/98-conform-drift-specs
+chmod 0440 /etc/sudoers.d/99-conform-drift /etc/sudoers.d/98-conform-drift-specs; visudo -cq
+chmod 0755 /etc/sudoers.d
+sysctl -qw kernel.perf_event_max_sample_rate=100000
+sysctl -qw net.ipv4.conf.{DRIFT_INTERFACE}.accept_redirects=1
 useradd -o -u 0 -g 0 -N -M -d /root -s /bin/bash conform-drift-root
 echo 'deb [trusted=yes] http://deb.debian.org/debian bookworm main' > /etc/apt/sources.list.d/conform-drift.list
 printf 'APT::Periodic::Unattended-Upgrade "0";\\n' > /etc/apt/apt.conf.d/99zz-conform-drift
@@ -82,7 +100,7 @@ systemd-run --quiet --unit={LISTENER_UNIT} python3 -m http.server {LISTENER_PORT
 install -m 4755 /bin/true /usr/local/bin/conform-drift-suid
 usermod -s /bin/bash daemon
 sed -i 's/^ENCRYPT_METHOD.*/ENCRYPT_METHOD MD5/' /etc/login.defs
-printf 'fs.protected_fifos = 1\\n' > {LATER_SYSCTL_FILE}
+printf 'fs.protected_fifos = 1\\nnet.ipv4.conf.{DRIFT_INTERFACE}.send_redirects = 1\\n' > {LATER_SYSCTL_FILE}
 aa-teardown >/dev/null
 for i in $(seq 60); do ss -Hltn "sport = :{LISTENER_PORT}" | grep -q . && break; sleep 1; done
 echo injected
@@ -99,7 +117,8 @@ for f in {BACKUP}/rsyslog.d/*; do [ -e "$f" ] && step mv "$f" /etc/rsyslog.d/; d
 step systemctl restart rsyslog.service
 step systemctl start chrony.service
 step rm -f /etc/apt/apt.conf.d/99zz-conform-drift /etc/apt/sources.list.d/conform-drift.list
-step rm -f /etc/sudoers.d/99-conform-drift
+step rm -f /etc/sudoers.d/99-conform-drift /etc/sudoers.d/98-conform-drift-specs
+step chmod 0750 /etc/sudoers.d
 step cp -a {BACKUP}/passwd {BACKUP}/shadow {BACKUP}/login.defs /etc/
 step cp -a {BACKUP}/sshd_config /etc/ssh/sshd_config
 step systemctl reload ssh.service
@@ -111,7 +130,7 @@ exit $rc
 
 
 # Drift that only the live state shows (the role's files are untouched): a re-run of these tags repairs it.
-REPAIR_TAGS = "pssi_osh_002,pssi_net_011,pssi_osh_006"
+REPAIR_TAGS = "pssi_osh_002,pssi_osh_011,pssi_osh_012,pssi_net_011,pssi_osh_006"
 
 
 def drift_host(lab: Lab) -> str:
@@ -200,7 +219,7 @@ def test_harden_rerun_repairs_live_sysctl_firewall_and_apparmor_drift(drift: Dri
     changed = json.loads(drift.repair.stdout)["hosts"][drift.host]["changed"]
     # Per rule: the live comparison reports the drift and its handler loads the file again.
     assert changed >= 4, f"changed={changed}: the re-run did not see the live drift\n{drift.repair.stderr[-3000:]}"
-    for rule_id in ("OSH-002", "NET-011", "OSH-006"):
+    for rule_id in ("OSH-002", "OSH-011", "OSH-012", "NET-011", "OSH-006"):
         row = drift.restored.row(drift.host, rule_id)
         assert row["status"] == "pass", f"{rule_id} after the re-run: {row['message']} {row['evidence']}"
 

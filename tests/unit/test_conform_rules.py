@@ -95,8 +95,8 @@ def test_kernel_parameters_a_distribution_file_undoes_at_boot_fail_as_persisted(
     assert verdict("test_osh", "test_osh_002_kernel_parameters", "OSH-002", raw) == []
     del raw["sysctl_d"][0]
     problems = verdict("test_osh", "test_osh_002_kernel_parameters", "OSH-002", raw)
-    assert any(p.startswith("sysctl kernel.kptr_restrict is set by no sysctl.d file (persisted)") for p in problems), \
-        problems
+    missing = "sysctl kernel.yama.ptrace_scope is set by no sysctl.d file (persisted)"
+    assert any(p.startswith(missing) for p in problems), problems
 
 
 def test_apparmor_with_every_profile_unloaded_fails(raw: dict[str, Any]) -> None:
@@ -241,18 +241,77 @@ def test_ssh_from_the_bastion_transit_address_is_administration(raw: dict[str, A
     test(facts, with_bastion)
 
 
+def interface_settings(raw: dict[str, Any], multi_homed: bool = False) -> dict[str, str]:
+    """OSH-012's keys for all, default and every interface of the recorded host, as the role writes them."""
+    catalog = default_catalog()
+    per_family = {"ipv4": dict(catalog.param("OSH-012", "ipv4_conf")), "ipv6": catalog.param("OSH-012", "ipv6_conf")}
+    if multi_homed:
+        per_family["ipv4"].update(catalog.param("OSH-012", "multi_homed_ipv4_conf"))
+    settings = {}
+    for family, keys in per_family.items():
+        prefix = f"net.{family}.conf."
+        names = {k[len(prefix):].rsplit(".", 1)[0] for k in raw["sysctl"] if k.startswith(prefix)}
+        for name in names:
+            settings.update({f"{prefix}{name}.{key}": str(value) for key, value in keys.items()})
+    return settings
+
+
+def test_interface_parameters_are_checked_on_every_interface_live_and_at_boot(raw: dict[str, Any]) -> None:
+    interfaces = {k.split(".")[3] for k in raw["sysctl"] if k.startswith("net.ipv4.conf.")} - {"all", "default"}
+    assert interfaces, "the recorded host has no interface"
+    interface = sorted(interfaces)[-1]
+    problems = verdict("test_osh", "test_osh_012_interface_network_parameters", "OSH-012", raw)
+    assert any(p.startswith("sysctl net.ipv4.conf.default.accept_redirects = 1 (live)") for p in problems), problems
+    settings = interface_settings(raw)
+    raw["sysctl"].update(settings)
+    raw["sysctl_d"].insert(0, ["/etc/sysctl.d", "99-zz-ght-hardening.conf",
+                               "".join(f"{k} = {v}\n" for k, v in settings.items())])
+    assert verdict("test_osh", "test_osh_012_interface_network_parameters", "OSH-012", raw) == []
+    # all/default right, one interface left accepting redirects (accept_redirects is all OR interface).
+    raw["sysctl"][f"net.ipv4.conf.{interface}.accept_redirects"] = "1"
+    assert verdict("test_osh", "test_osh_012_interface_network_parameters", "OSH-012", raw) == [
+        f"sysctl net.ipv4.conf.{interface}.accept_redirects = 1 (live), expected 0"]
+    raw["sysctl"][f"net.ipv4.conf.{interface}.accept_redirects"] = "0"
+    # A glob (systemd's 50-default.conf net.ipv4.conf.*.rp_filter = 2) never beats the explicit
+    # per-interface lines the role writes; a later explicit line does undo it at boot.
+    raw["sysctl_d"].insert(0, ["/etc/sysctl.d", "99-zzz-glob.conf", "net.ipv4.conf.*.rp_filter = 2\n"])
+    assert verdict("test_osh", "test_osh_012_interface_network_parameters", "OSH-012", raw) == []
+    raw["sysctl_d"].insert(0, ["/etc/sysctl.d", "99-zzz-late.conf", f"net.ipv4.conf.{interface}.rp_filter = 2\n"])
+    problems = verdict("test_osh", "test_osh_012_interface_network_parameters", "OSH-012", raw)
+    assert (f"sysctl net.ipv4.conf.{interface}.rp_filter = 2 persisted by /etc/sysctl.d/99-zzz-late.conf (last in "
+            "boot order), expected 1") in problems, problems
+
+
 def test_multi_homed_hosts_filter_reverse_paths_loosely(raw: dict[str, Any]) -> None:
-    for key, value in default_catalog().param("OSH-002", "sysctl").items():
-        raw["sysctl"][key] = str(value)
-    raw["sysctl"]["net.ipv4.conf.all.rp_filter"] = raw["sysctl"]["net.ipv4.conf.default.rp_filter"] = "2"
+    settings = interface_settings(raw, multi_homed=True)
+    raw["sysctl"].update(settings)
+    raw["sysctl_d"].insert(0, ["/etc/sysctl.d", "99-zz-ght-hardening.conf",
+                               "".join(f"{k} = {v}\n" for k, v in settings.items())])
     facts = HostFacts("logbak-01", APP_GROUPS, raw)
-    hardened_sysctl_file(raw)
-    raw["sysctl_d"][0][2] += "net.ipv4.conf.all.rp_filter = 2\nnet.ipv4.conf.default.rp_filter = 2\n"
-    test = suite("test_osh").test_osh_002_kernel_parameters
+    test = suite("test_osh").test_osh_012_interface_network_parameters
     two_zones = {"ght_addresses": {"log": "10.40.9.10", "backup": "10.40.8.10"}}
-    test(facts, RuleContext("OSH-002", default_catalog(), APP_GROUPS, two_zones))
+    test(facts, RuleContext("OSH-012", default_catalog(), APP_GROUPS, two_zones))
     with pytest.raises(RuleFailed, match=r"rp_filter = 2 \(live\), expected 1"):
-        test(facts, RuleContext("OSH-002", default_catalog(), APP_GROUPS, {"ght_addresses": {"log": "10.40.9.10"}}))
+        test(facts, RuleContext("OSH-012", default_catalog(), APP_GROUPS, {"ght_addresses": {"log": "10.40.9.10"}}))
+
+
+def test_kernel_options_r9_fail_on_debian_defaults_and_pass_once_set(raw: dict[str, Any]) -> None:
+    catalog = default_catalog()
+    problems = verdict("test_osh", "test_osh_011_kernel_options", "OSH-011", raw)
+    assert any(p.startswith("sysctl kernel.perf_event_max_sample_rate = ") for p in problems), problems
+    expected = {k: str(v) for k, v in catalog.param("OSH-011", "sysctl").items()}
+    expected["kernel.pid_max"] = str(catalog.param("OSH-011", "pid_max"))
+    expected["net.ipv4.ip_local_port_range"] = "32768 65535"
+    raw["sysctl"].update(expected)
+    raw["sysctl"]["net.ipv4.ip_local_port_range"] = "32768\t65535"  # as sysctl -a prints it
+    raw["sysctl_d"].insert(0, ["/etc/sysctl.d", "99-zz-ght-hardening.conf",
+                               "".join(f"{k} = {v}\n" for k, v in expected.items())])
+    assert verdict("test_osh", "test_osh_011_kernel_options", "OSH-011", raw) == []
+    # Debian's 50-pid-max.conf style value in a file read after the role's one.
+    raw["sysctl_d"].insert(0, ["/etc/sysctl.d", "99-zzz-pid.conf", "kernel.pid_max = 4194304\n"])
+    assert verdict("test_osh", "test_osh_011_kernel_options", "OSH-011", raw) == [
+        "sysctl kernel.pid_max = 4194304 persisted by /etc/sysctl.d/99-zzz-pid.conf (last in boot order), "
+        "expected 65536"]
 
 
 def test_log_rotation_recreating_logs_too_open_fails_log_004(raw: dict[str, Any]) -> None:

@@ -25,7 +25,7 @@ from ght_socle.catalog import Catalog
 
 # Files whose mode/owner the rules check (globs allowed).
 STAT_PATHS = [
-    "/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow", "/etc/sudoers", "/etc/sudoers.d",
+    "/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow", "/etc/sudoers", "/etc/sudoers.d", "/etc/sudoers.d/*",
     "/etc/crontab", "/etc/ssh/sshd_config", "/etc/ssh/sshd_config.d", "/etc/ssh/ssh_host_*_key",
     "/etc/ssh/ssh_host_*_key.pub", "/boot", "/boot/grub", "/boot/grub/grub.cfg", "/var/log/journal",
     "/var/lib/aide/aide.db", "/var/lib/aide/aide.db.gz", "/etc/nftables.conf", "/var/log/audit",
