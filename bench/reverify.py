@@ -19,9 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
 from running_lab import SOCLE, lab_inventory
 
+from ght_socle.conform.inventory import load_inventory
 from ght_socle.paths import state_dir
 
 STORAGE = "/var/log/remote"
@@ -33,8 +33,8 @@ def ssh(inventory: Path, host: str, command: str) -> subprocess.CompletedProcess
 
 
 def group(inventory: Path, name: str) -> list[str]:
-    document = yaml.safe_load((inventory / "hosts.yml").read_text(encoding="utf-8"))
-    return sorted((document["all"]["children"].get(name) or {}).get("hosts") or {})
+    # The inventory's values are tagged !unsafe (trust boundary): read it with the library's loader.
+    return sorted(host for host, entry in load_inventory(inventory).hosts.items() if name in entry.groups)
 
 
 def main() -> int:
@@ -50,8 +50,14 @@ def main() -> int:
             continue
         summary = json.loads(run.stdout)
         arrived = None
+        if host == collector:  # the collector keeps its own logs (LOG-003): nothing to deliver
+            print(f"{host:12} run {seconds:6.1f} s  status {summary['status']:5}  message {len(summary['line']):5} B  "
+                  "kept in the collector's own journal", flush=True)
+            continue
         while arrived is None and time.perf_counter() - started < seconds + 120:
-            seen = ssh(inventory, collector, f"grep -c {shlex.quote(summary['line'][-60:])} {STORAGE}/{host}/*.log")
+            # The signature is new at every run (ECDSA): it names this summary and no earlier one.
+            signature = summary["line"].split(" sig=", 1)[1].split(" ", 1)[0][:40]
+            seen = ssh(inventory, collector, f"grep -c -F {shlex.quote(signature)} {STORAGE}/{host}/*.log")
             if any(line.rsplit(":", 1)[-1].strip() not in ("", "0") for line in seen.stdout.splitlines()):
                 arrived = time.perf_counter() - started - seconds
             else:
