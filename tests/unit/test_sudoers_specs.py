@@ -1,8 +1,8 @@
 """sudo specification analysis (ADM-011 to ADM-014, BP-028 R40, R42-R44).
 
 The role's pre-flight uses the collection filter ``ght.socle.ght_sudoers_problems``; the conformance
-suite uses ``ght_socle.conform.parsers.sudo_spec_problems`` (the collection does not import this
-package). Every case runs through both, so the pre-flight refuses exactly what the audit reports.
+suite uses ``ght_socle.conform.parsers.sudo_spec_problems``, which the filter calls. Every case runs
+through both entry points, so the pre-flight refuses exactly what the audit reports.
 """
 
 from __future__ import annotations

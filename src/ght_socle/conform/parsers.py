@@ -230,8 +230,8 @@ def defaults_set(policy: SudoersPolicy) -> set[str]:
     return flags
 
 
-# Same analysis as the collection's filter plugins/filter/ght_sudoers.py (the collection does not import
-# this package); tests/unit/test_sudoers_specs.py runs the same cases through both.
+# Also the accounts role's pre-flight (collection filter ght.socle.ght_sudoers_problems): the role refuses
+# exactly what conformance reports.
 # Tags and options that may precede a command (sudoers(5) Tag_Spec, Option_Spec).
 _SUDO_PREFIX = re.compile(r"^(?:(?:NO)?(?:PASSWD|EXEC|SETENV|LOG_INPUT|LOG_OUTPUT|MAIL|FOLLOW|INTERCEPT)\s*:\s*"
                      r"|(?:CWD|CHROOT|ROLE|TYPE|TIMEOUT|NOTBEFORE|NOTAFTER)=\S+\s+)+")
